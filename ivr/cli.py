@@ -1,0 +1,273 @@
+"""The ``ivr`` command: serve, try a flow, check and draw flows, and the tools of the
+routing, intent-recognition and simulation packages."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+from ivr.errors import FlowError, IVRError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ivr`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except FlowError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 1
+    except IVRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_serve(sub)
+    _add_call(sub)
+    _add_flows(sub)
+    for module in ("ivr.nlu.cli", "routing.cli", "simulation.cli"):
+        _add_from(module, sub)
+    return parser
+
+
+def _add_from(module: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    add: Callable[[argparse._SubParsersAction], None] | None = getattr(  # type: ignore[type-arg]
+        mod, "add_commands", None)
+    if add is not None:
+        add(sub)
+
+
+# ------------------------------------------------------------------ serve
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the Twilio webhook server (gunicorn)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--flows", dest="flows_dir", type=Path, help="flows folder (IVR_FLOWS_DIR)")
+    p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    p.add_argument("--public-url", help="public base URL Twilio calls, for signature checks "
+                                        "behind a proxy or tunnel (IVR_PUBLIC_URL)")
+    p.add_argument("--default-flow", help="flow for numbers no flow claims (IVR_DEFAULT_FLOW)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="DEVELOPMENT ONLY: accept webhooks without a Twilio signature")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ivr.server import serve
+    from ivr.web.settings import Settings
+
+    settings = Settings.from_env(
+        flows_dir=args.flows_dir, data_dir=args.data_dir, public_url=args.public_url,
+        default_flow=args.default_flow, validate_signatures=False if args.no_validate else None)
+    if settings.store == "memory" and args.workers > 1:
+        raise IVRError("IVR_STORE=memory keeps calls inside one process: use --workers 1 "
+                       "or the sqlite store")
+    return serve(settings, args.host, args.port, args.workers, args.log_level)
+
+
+# ------------------------------------------------------------------ call
+
+
+def _add_call(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("call", help="try a flow without a phone: you are the caller")
+    p.add_argument("flow", type=Path, help="flow file, e.g. flows/bank.yaml")
+    p.add_argument("--from", dest="caller", default="+15005550006",
+                   help="caller id (a number in flows/data/customers.csv is recognised)")
+    p.add_argument("--to", dest="called", default=None, help="dialled number")
+    p.add_argument("--at", help="pretend it is this time (ISO 8601, e.g. "
+                                "2026-11-23T10:00:00-05:00) for business hours")
+    p.add_argument("--after-agent", metavar="RESULT", default=None,
+                   help="after the queue, continue as if the agent leg ended with this "
+                        "QueueResult (e.g. bridged), to try a post-call survey")
+    p.set_defaults(func=_call)
+
+
+def _call(args: argparse.Namespace, stdin: TextIO | None = None,
+          stdout: TextIO | None = None) -> int:
+    from ivr.console import FlaskTransport, TwimlCaller
+    from ivr.flows import load_flow
+    from ivr.flows.registry import FlowRegistry
+    from ivr.store import MemoryStore
+    from ivr.web import create_app, utc_now
+    from ivr.web.settings import Settings
+
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    flow = load_flow(args.flow)
+    registry = FlowRegistry.open(args.flow.parent, default_flow=flow.id)
+    at = _parse_time(args.at) if args.at else None
+    token = secrets.token_hex(16)  # a throwaway token: requests are signed like Twilio's
+    store = MemoryStore()
+    app = create_app(Settings(flows_dir=args.flow.parent, store="memory", auth_token=token,
+                              reload_interval_s=0),
+                     store=store, registry=registry, clock=(lambda: at) if at else utc_now)
+    interactive = stdin.isatty()
+
+    def answer(prompts: list[str]) -> str | None:
+        if interactive:
+            out.write("you> ")
+            out.flush()
+        line = stdin.readline()
+        if not line:
+            return None
+        if not interactive:
+            out.write(f"you> {line.strip()}\n")
+        return line.strip()
+
+    caller = TwimlCaller(FlaskTransport(app, token), answer,
+                         show=lambda line: out.write(line + "\n"), after_queue=args.after_agent)
+    called = args.called or (flow.spec.numbers[0] if flow.spec.numbers else "+15005550000")
+    result = caller.call("CA" + secrets.token_hex(16), args.caller, called)
+    session = store.get_session(result.call_sid)
+    out.write("\n" + describe_outcome(result.ended_by, session.model_dump(mode="json")
+                                      if session else None) + "\n")
+    return 0
+
+
+def describe_outcome(ended_by: str, session: dict | None) -> str:  # type: ignore[type-arg]
+    """Where the call went, for a person: the route, its skills, the agent's context."""
+    if session is None:
+        return f"The call ended ({ended_by}) before the flow started."
+    lines = [f"Flow '{session['flow_id']}' ended at node '{session['node']}' "
+             f"({session['outcome'] or session['status']})."]
+    route = session.get("route")
+    if route and session["status"] in ("queued", "ended"):
+        skills = ", ".join(f"{k}>={v}" for k, v in route["skills"].items()) or "any"
+        lines.append(f"Routed to queue '{route['queue']}': skills {skills}; language "
+                     f"{route['language']}; priority {route['priority']}.")
+        lines.append("Context handed to the agent:")
+        lines.append(json.dumps(route["context"], indent=2, ensure_ascii=False, default=str))
+    if ended_by == "dial":
+        lines.append("The call was transferred out.")
+    return "\n".join(lines)
+
+
+def _parse_time(text: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise IVRError(f"--at: '{text}' is not an ISO 8601 time") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+# ------------------------------------------------------------------ flows
+
+
+def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("flows", help="check, draw and describe flow files")
+    fs = p.add_subparsers(title="flow commands", metavar="COMMAND")
+    c = fs.add_parser("check", help="validate flow files or folders (exit 1 on any problem)")
+    c.add_argument("paths", nargs="+", type=Path)
+    c.set_defaults(func=_flows_check)
+    g = fs.add_parser("graph", help="draw a flow as SVG, Graphviz DOT or Mermaid")
+    g.add_argument("flow", type=Path)
+    g.add_argument("-o", "--output", type=Path,
+                   help="output file; its suffix picks the format (.svg, .dot, .mmd); "
+                        "without it, Mermaid goes to standard output")
+    g.set_defaults(func=_flows_graph)
+    s = fs.add_parser("schema", help="print the flow file JSON Schema (for editors)")
+    s.set_defaults(func=_flows_schema)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _flows_check(args: argparse.Namespace) -> int:
+    from ivr.flows import load_flow, load_flows
+
+    problems: list[str] = []
+    ok: list[str] = []
+    for path in args.paths:
+        if path.is_dir():
+            flows, found = load_flows(path)
+            ok += sorted(flows)
+            problems += found
+            problems += _check_policy(path)
+        else:
+            try:
+                ok.append(load_flow(path).id)
+            except FlowError as exc:
+                problems += exc.problems
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(ok)} flow(s) valid: {', '.join(ok)}")
+    return 0
+
+
+def _check_policy(folder: Path) -> list[str]:
+    """The routing policy beside the flows (``routing.yaml``), checked too."""
+    path = folder / "routing.yaml"
+    if not path.is_file():
+        return []
+    try:
+        from routing.errors import PolicyError
+        from routing.policy import load_policy
+    except ImportError:  # the routing package is optional for flow checks
+        return []
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        return list(exc.problems)
+    return []
+
+
+def _flows_graph(args: argparse.Namespace) -> int:
+    from ivr.flows import load_flow
+    from ivr.flows.graph import to_dot, to_mermaid, to_svg
+
+    flow = load_flow(args.flow)
+    out: Path | None = args.output
+    suffix = out.suffix.lower() if out else ".mmd"
+    if suffix == ".svg":
+        text = to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)
+    elif suffix in (".dot", ".gv"):
+        text = to_dot(flow.nodes, flow.escape_target, flow.id)
+    elif suffix in (".mmd", ".mermaid"):
+        text = to_mermaid(flow.nodes, flow.escape_target)
+    else:
+        raise IVRError(f"-o: unknown format '{suffix}': use .svg, .dot or .mmd")
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out} ({len(flow.nodes)} nodes)")
+    return 0
+
+
+def _flows_schema(args: argparse.Namespace) -> int:
+    from ivr.flows import flow_json_schema
+
+    print(json.dumps(flow_json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""A call's state between two webhooks: small, JSON-serialisable, immutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Status = Literal["active", "queued", "transferred", "ended"]
+#: How many trail records a session keeps (older ones stay in the audit log).
+TRAIL_LIMIT = 200
+
+
+class Session(BaseModel):
+    """Where a call is in its flow and what the IVR has learned so far.
+
+    ``turn`` counts the steps taken: the driver puts ``turn + 1`` in the URLs of the
+    TwiML it returns, so a repeated webhook (same turn) is recognised and not
+    applied twice.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    call_id: str
+    flow_id: str
+    flow_version: str
+    status: Status = "active"
+    node: str | None = None
+    attempts: int = 0
+    question: int = 0
+    turn: int = 0
+    data: dict[str, Any] = {}
+    started_at: dt.datetime
+    updated_at: dt.datetime
+    route: dict[str, Any] | None = None
+    outcome: str | None = None
+    trail: list[dict[str, Any]] = []
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Session:
+        return cls.model_validate_json(text)
+
+    def new_trail(self, before: Session | None) -> list[dict[str, Any]]:
+        """Trail records added since ``before`` (all of them when ``before`` is None)."""
+        if before is None:
+            return list(self.trail)
+        return [t for t in self.trail if t.get("turn", -1) > before.turn]

@@ -1,0 +1,125 @@
+"""The flows a server is running, reloaded when their files change.
+
+A server never starts on an invalid flow folder (see :meth:`FlowRegistry.open`) and
+never hot-loads an invalid file: it keeps serving the last valid version and logs
+why. Versions a call started on stay available, so an edit does not move the
+floor under a caller mid-call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from ivr.errors import FlowError
+from ivr.flows.loader import Flow, load_flows
+
+log = logging.getLogger(__name__)
+#: Old flow versions kept for calls still running on them.
+KEEP_VERSIONS = 64
+
+
+class FlowRegistry:
+    """Flows of one folder by id, with hot reload on file change."""
+
+    def __init__(self, folder: str | Path, default_flow: str | None = None) -> None:
+        self.folder = Path(folder)
+        self._default_name = default_flow
+        self._flows: dict[str, Flow] = {}
+        self._versions: OrderedDict[tuple[str, str], Flow] = OrderedDict()
+        self._stamp: tuple[tuple[str, float, int], ...] = ()
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+        self.problems: list[str] = []
+
+    @classmethod
+    def open(cls, folder: str | Path, default_flow: str | None = None) -> FlowRegistry:
+        """Load the folder; raise :class:`FlowError` if any flow in it is invalid."""
+        registry = cls(folder, default_flow)
+        flows, problems = load_flows(registry.folder)
+        if not problems and not flows:
+            problems = [f"{registry.folder}: no flow files (*.yaml) found"]
+        if not problems and default_flow is not None and default_flow not in flows:
+            problems = [f"default flow '{default_flow}' is not in {registry.folder} "
+                        f"(flows: {', '.join(sorted(flows))})"]
+        if problems:
+            raise FlowError(problems)
+        registry._install(flows)
+        registry._stamp = registry._file_stamp()
+        return registry
+
+    def _file_stamp(self) -> tuple[tuple[str, float, int], ...]:
+        stamp = []
+        for path in sorted(self.folder.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                stamp.append((str(path), st.st_mtime, st.st_size))
+        return tuple(stamp)
+
+    def _install(self, flows: dict[str, Flow]) -> None:
+        for flow in flows.values():
+            self._flows[flow.id] = flow
+            self._versions[(flow.id, flow.version)] = flow
+            self._versions.move_to_end((flow.id, flow.version))
+        while len(self._versions) > KEEP_VERSIONS:
+            self._versions.popitem(last=False)
+
+    def refresh(self, now: float, min_interval: float = 1.0) -> bool:
+        """Reload changed files (at most once per ``min_interval`` seconds of ``now``).
+
+        Valid files replace their flow; invalid ones are logged and skipped, keeping
+        the last valid version. Returns True when anything was reloaded.
+        """
+        if now - self._checked_at < min_interval:
+            return False
+        with self._lock:
+            self._checked_at = now
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            flows, problems = load_flows(self.folder)
+            self.problems = problems
+            for line in problems:
+                log.error("flow not reloaded, keeping the last valid version",
+                          extra={"problem": line})
+            changed = [f.id for f in flows.values()
+                       if self._flows.get(f.id) is None or self._flows[f.id].version != f.version]
+            self._install({k: v for k, v in flows.items() if k in changed})
+            if changed:
+                log.info("flows reloaded", extra={"flows": changed})
+            return bool(changed)
+
+    def get(self, flow_id: str, version: str | None = None) -> Flow | None:
+        """The flow by id: the given version if still kept, else the current one."""
+        if version is not None and (flow_id, version) in self._versions:
+            return self._versions[(flow_id, version)]
+        return self._flows.get(flow_id)
+
+    def for_number(self, called: str | None) -> Flow:
+        """The flow that answers a dialled number: the one claiming it, else the default."""
+        if called:
+            for flow in self._flows.values():
+                if called in flow.spec.numbers and not flow.spec.subflow:
+                    return flow
+        return self.default()
+
+    def default(self) -> Flow:
+        """The configured default flow, else the one marked ``default: true``, else the
+        first entry flow by name."""
+        if self._default_name is not None and self._default_name in self._flows:
+            return self._flows[self._default_name]
+        entries = [f for f in self._flows.values() if not f.spec.subflow]
+        marked = [f for f in entries if f.spec.default]
+        chosen = marked or sorted(entries, key=lambda f: f.id)
+        if not chosen:
+            raise FlowError([f"{self.folder}: no entry flow (every flow is a sub-flow)"])
+        return chosen[0]
+
+    @property
+    def flows(self) -> dict[str, Flow]:
+        return dict(self._flows)
+
+

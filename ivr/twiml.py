@@ -1,0 +1,119 @@
+"""Renders engine actions as TwiML with the twilio library's ``VoiceResponse``.
+
+URLs come from a :class:`Links` object, so every URL Twilio needs next (Gather
+``action``, Record ``action``, Enqueue ``waitUrl``, Dial ``action``) is in the
+TwiML itself and carries the turn that it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather as TwiMLGather
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.engine.actions import Action, Dial, Enqueue, Gather, Hangup, Play, Record, Say
+
+#: Public hold music Twilio itself offers; override with ``IVR_HOLD_MUSIC_URL``.
+DEFAULT_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds the webhook URLs of one call's next turn (relative: Twilio resolves them
+    against the URL it just requested, which keeps them right behind a proxy)."""
+
+    turn: int
+    prefix: str = "/voice"
+
+    def step(self, event: str) -> str:
+        return f"{self.prefix}/step?{urlencode({'turn': self.turn, 'ev': event})}"
+
+    def wait(self, queue: str) -> str:
+        return f"{self.prefix}/wait?{urlencode({'queue': queue})}"
+
+
+def render(actions: Sequence[Action], links: Links) -> str:
+    """The TwiML document for a list of actions."""
+    response = VoiceResponse()
+    for action in actions:
+        if isinstance(action, Say):
+            response.say(action.text, voice=action.voice, language=action.locale)
+        elif isinstance(action, Play):
+            response.play(action.url, loop=action.loop)
+        elif isinstance(action, Gather):
+            _gather(response, action, links)
+        elif isinstance(action, Record):
+            response.record(action=links.step("record"), method="POST",
+                            max_length=action.max_length_seconds, play_beep=True,
+                            finish_on_key="#", timeout=5)
+            # Twilio skips the action when nothing was recorded; this carries on instead.
+            response.redirect(links.step("record"), method="POST")
+        elif isinstance(action, Enqueue):
+            response.enqueue(action.request.queue, action=links.step("queue"), method="POST",
+                             wait_url=links.wait(action.request.queue), wait_url_method="POST")
+        elif isinstance(action, Dial):
+            _dial(response, action, links)
+        elif isinstance(action, Hangup):
+            response.hangup()
+    return str(response)
+
+
+def _gather(response: VoiceResponse, action: Gather, links: Links) -> None:
+    options: dict[str, object] = dict(
+        input=" ".join(action.input), action=links.step("gather"), method="POST",
+        timeout=action.timeout_seconds, language=action.locale, action_on_empty_result=True)
+    if "speech" in action.input:
+        options["speech_timeout"] = "auto"
+        if action.hints:
+            options["hints"] = ", ".join(h.replace(",", " ") for h in action.hints)
+    if action.num_digits is not None:
+        options["num_digits"] = action.num_digits
+    if action.finish_on_key:
+        options["finish_on_key"] = action.finish_on_key
+    gather: TwiMLGather = response.gather(**options)
+    for prompt in action.prompts:
+        if isinstance(prompt, Say):
+            gather.say(prompt.text, voice=prompt.voice, language=prompt.locale)
+        else:
+            gather.play(prompt.url, loop=prompt.loop)
+    # If Twilio ever falls through the Gather (no input and no action request), ask again.
+    response.redirect(links.step("noinput"), method="POST")
+
+
+def _dial(response: VoiceResponse, action: Dial, links: Links) -> None:
+    dial = response.dial(action=links.step("dial"), method="POST",
+                         timeout=action.timeout_seconds)
+    if action.number.startswith("sip:"):
+        dial.sip(action.number)
+    elif action.number.startswith("client:"):
+        dial.client(action.number.removeprefix("client:"))
+    else:
+        dial.number(action.number)
+
+
+def hold(queue: str, position: int | None, hold_music: str, language: str = "en-US") -> str:
+    """TwiML for the queue's wait URL: the caller's place, then a stretch of music.
+
+    Twilio requests the wait URL again when this document ends, so the position is
+    announced about once per music loop.
+    """
+    response = VoiceResponse()
+    if position is not None and position > 0:
+        text = ("You are next in line." if position == 1 else
+                f"You are number {position} in line.")
+        response.say(f"Thank you for waiting. {text} An agent will be with you shortly.",
+                     language=language)
+    response.play(hold_music)
+    return str(response)
+
+
+def apology(language: str = "en-US") -> str:
+    """TwiML for a call the app cannot place in its flow: apologise and hang up."""
+    response = VoiceResponse()
+    response.say("We're sorry, we could not complete your call. Please call again.",
+                 language=language)
+    response.hangup()
+    return str(response)

@@ -1,0 +1,119 @@
+"""The Flask app factory: one blueprint per concern (voice webhooks, admin API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ivr.flows.registry import FlowRegistry
+from ivr.store import MemoryStore, SQLiteStore, Store
+from ivr.web.settings import Settings
+
+log = logging.getLogger("ivr.web")
+
+INSECURE_BANNER = (
+    "TWILIO SIGNATURE VALIDATION IS OFF (IVR_VALIDATE_SIGNATURES=0 / --no-validate): anyone "
+    "who can reach this server can drive calls. Use this only on your own machine."
+)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None,
+               clock: Callable[[], dt.datetime] = utc_now,
+               registry: FlowRegistry | None = None) -> Flask:
+    """Build the app. Raises :class:`ivr.errors.FlowError` if any flow is invalid: a
+    server never starts on a broken flow."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["IVR"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["ivr.flows"] = registry or FlowRegistry.open(settings.flows_dir,
+                                                               settings.default_flow)
+    app.extensions["ivr.store"] = store or _make_store(settings)
+    app.extensions["ivr.clock"] = clock
+    if not settings.validate_signatures:
+        log.warning(INSECURE_BANNER)
+    elif not settings.auth_token:
+        log.warning("TWILIO_AUTH_TOKEN is not set: every webhook will be rejected with 403 "
+                    "until it is (try flows without a phone with `ivr call`)")
+
+    from ivr.web import admin, voice
+
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(admin.bp)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    if settings.reload_interval_s > 0:
+        app.before_request(_watcher(app, settings.reload_interval_s))
+    return app
+
+
+def _make_store(settings: Settings) -> Store:
+    if settings.store == "memory":
+        return MemoryStore()
+    return SQLiteStore(settings.data_dir / "ivr.sqlite3")
+
+
+def _healthz() -> Any:
+    from flask import current_app
+
+    try:
+        current_app.extensions["ivr.store"].ping()
+        flows = sorted(current_app.extensions["ivr.flows"].flows)
+    except Exception as exc:  # a health check reports, it never raises
+        return jsonify(status="unavailable", error=str(exc)), 503
+    return jsonify(status="ok", flows=flows)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return Response(f"{exc.code} {exc.name}: {exc.description}\n", exc.code or 500,
+                    mimetype="text/plain")
+
+
+def _unexpected(exc: Exception) -> Any:
+    """Last line of defence: a caller on a voice webhook still hears a way to a human."""
+    log.exception("unhandled error", extra={"path": request.path})
+    if request.path.startswith("/voice/"):
+        from ivr.twiml import apology
+
+        return Response(apology(), 200, mimetype="text/xml")
+    return jsonify(error="internal error"), 500
+
+
+def _watcher(app: Flask, interval: float) -> Callable[[], None]:
+    """Start (once per worker process) a thread that reloads changed flow files, so a
+    reload never runs inside a webhook's time budget."""
+    state: dict[str, Any] = {"pid": None}
+    lock = threading.Lock()
+
+    def ensure() -> None:
+        if state["pid"] == os.getpid():
+            return
+        with lock:
+            if state["pid"] == os.getpid():
+                return
+            state["pid"] = os.getpid()
+            registry: FlowRegistry = app.extensions["ivr.flows"]
+
+            def loop() -> None:
+                while True:
+                    time.sleep(interval)
+                    try:
+                        registry.refresh(time.monotonic(), min_interval=0.0)
+                    except Exception:
+                        log.exception("flow reload failed; keeping the loaded flows")
+
+            threading.Thread(target=loop, name="ivr-flow-reload", daemon=True).start()
+
+    return ensure

@@ -1,0 +1,250 @@
+"""The Twilio Voice webhooks: a thin driver over the pure flow engine.
+
+Each request: check the signature, parse and bound the parameters, then, inside one
+store transaction for the call, either replay the answer already given for that
+turn (Twilio retried) or run one engine step, render its actions as TwiML and save
+both. Whatever fails inside a call ends in the safe path: an apology and a human.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, request
+
+from ivr.engine import (
+    CallEnded,
+    CallerInput,
+    Enqueue,
+    Event,
+    LegEnded,
+    RecordingDone,
+    RouteRequest,
+    Say,
+    Session,
+    fail_safe,
+    start,
+    step,
+)
+from ivr.engine.core import APOLOGY, GENERAL_QUEUE
+from ivr.flows.loader import Flow
+from ivr.flows.registry import FlowRegistry
+from ivr.store import Store
+from ivr.twiml import Links, apology, hold, render
+from ivr.web.security import twilio_signature_required
+
+log = logging.getLogger("ivr.voice")
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+DIGITS = re.compile(r"^[0-9*#]{0,64}$")
+EVENTS = ("gather", "noinput", "record", "dial", "queue")
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+MAX_PARAM = 2000
+
+
+class BadRequest(Exception):
+    """A webhook parameter is missing or malformed; the message names it."""
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, 200, mimetype="text/xml")
+
+
+def _registry() -> FlowRegistry:
+    return current_app.extensions["ivr.flows"]  # type: ignore[no-any-return]
+
+
+def _store() -> Store:
+    return current_app.extensions["ivr.store"]  # type: ignore[no-any-return]
+
+
+def _now() -> dt.datetime:
+    clock: Callable[[], dt.datetime] = current_app.extensions["ivr.clock"]
+    return clock()
+
+
+def _param(name: str, required: bool = False) -> str | None:
+    value = request.form.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"missing form parameter {name}")
+        return None
+    if len(value) > MAX_PARAM and name != "SpeechResult":
+        raise BadRequest(f"form parameter {name} is too long ({len(value)} characters)")
+    return value
+
+
+def _call_sid() -> str:
+    sid = _param("CallSid", required=True)
+    assert sid is not None
+    if not CALL_SID.match(sid):
+        raise BadRequest("CallSid must look like CA followed by 32 hex digits")
+    return sid
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest) -> Response:
+    log.warning("bad webhook request", extra={"path": request.path, "error": str(exc)})
+    return Response(f"Bad Request: {exc}\n", 400, mimetype="text/plain")
+
+
+@bp.post("/incoming")
+@twilio_signature_required
+def incoming() -> Response:
+    """A new call: start the flow for the dialled number."""
+    call_id = _call_sid()
+    caller = _param("From") or "anonymous"
+    called = _param("To") or ""
+    with _store().transaction(call_id) as rec:
+        if rec.session is not None:  # Twilio retried the first webhook
+            return _twiml(rec.response(0) or rec.response(rec.session.turn) or apology())
+        flow = _registry().for_number(called)
+        now = _now()
+        try:
+            actions, session = start(flow, call_id, caller, called, now)
+            body = render(actions, Links(turn=session.turn + 1))
+        except Exception:
+            log.exception("flow start failed; safe path", extra={"call_id": call_id})
+            seed = Session(call_id=call_id, flow_id=flow.id, flow_version=flow.version,
+                           started_at=now, updated_at=now, turn=-1,
+                           data={"caller": caller, "called": called})
+            actions, session = fail_safe(flow, seed, None, now, "exception at start")
+            body = render(actions, Links(turn=session.turn + 1))
+        rec.save(session, body, _log_steps(session, None))
+    return _twiml(body)
+
+
+@bp.post("/step")
+@twilio_signature_required
+def step_webhook() -> Response:
+    """Every later turn of a call: Gather, Record, Dial and Enqueue actions."""
+    call_id = _call_sid()
+    turn = _turn()
+    event = _event(request.args.get("ev", ""))
+    with _store().transaction(call_id) as rec:
+        session = rec.session
+        if session is not None and turn <= session.turn:
+            log.info("repeated webhook answered from the store",
+                     extra={"call_id": call_id, "turn": turn})
+            return _twiml(rec.response(turn) or rec.response(session.turn) or apology())
+        if session is not None and turn > session.turn + 1:
+            log.warning("webhook from a turn not yet issued; answering the current turn",
+                        extra={"call_id": call_id, "turn": turn, "current": session.turn})
+            return _twiml(rec.response(session.turn) or apology())
+        body, new = _advance(call_id, session, turn, event)
+        rec.save(new, body, _log_steps(new, session))
+    return _twiml(body)
+
+
+def _advance(call_id: str, session: Session | None, turn: int, event: Event
+             ) -> tuple[str, Session]:
+    now = _now()
+    registry = _registry()
+    if session is None:  # state lost or a call we never saw: get the caller to a human
+        log.warning("unknown call; safe path", extra={"call_id": call_id})
+        flow = registry.default()
+        seed = Session(call_id=call_id, flow_id=flow.id, flow_version=flow.version,
+                       started_at=now, updated_at=now, turn=turn - 1,
+                       data={"caller": _param("From") or "anonymous"})
+        actions, new = fail_safe(flow, seed, event, now, "unknown call")
+        return render(actions, Links(turn=new.turn + 1)), new
+    flow = registry.get(session.flow_id, session.flow_version)
+    try:
+        if flow is None:
+            raise LookupError(f"flow '{session.flow_id}' is no longer loaded")
+        actions, new = step(flow, session, event, now)
+        return render(actions, Links(turn=new.turn + 1)), new
+    except Exception as exc:
+        log.exception("step failed; safe path", extra={"call_id": call_id})
+        if flow is not None:
+            actions, new = fail_safe(flow, session, event, now, f"exception: {exc!r}"[:200])
+            return render(actions, Links(turn=new.turn + 1)), new
+        return _orphan_safe(session, now)
+
+
+def _orphan_safe(session: Session, now: dt.datetime) -> tuple[str, Session]:
+    """The safe path when not even the call's flow is available."""
+    request_ = RouteRequest(queue=GENERAL_QUEUE, skills={}, language="en", priority=0,
+                            context={k: v for k, v in session.data.items()
+                                     if not k.startswith("_")}, reason="error: flow missing")
+    actions = [Say(APOLOGY["en"], "Polly.Joanna", "en-US"), Enqueue(request_)]
+    new = session.model_copy(update=dict(status="queued", route=request_.as_dict(),
+                                         outcome="error", turn=session.turn + 1, updated_at=now))
+    return render(actions, Links(turn=new.turn + 1)), new
+
+
+def _turn() -> int:
+    raw = request.args.get("turn", "")
+    if not raw.isdigit() or len(raw) > 6:
+        raise BadRequest("query parameter turn must be a non-negative integer")
+    return int(raw)
+
+
+def _event(kind: str) -> Event:
+    if kind not in EVENTS:
+        raise BadRequest(f"query parameter ev must be one of {', '.join(EVENTS)}")
+    if kind in ("gather", "noinput"):
+        digits = _param("Digits")
+        if digits is not None and not DIGITS.match(digits):
+            raise BadRequest("Digits must be keypad keys 0-9, * or #")
+        speech = request.form.get("SpeechResult") or None
+        return CallerInput(digits=digits, speech=speech[:500] if speech else None,
+                           confidence=_confidence(_param("Confidence")))
+    if kind == "record":
+        duration = _param("RecordingDuration") or "0"
+        return RecordingDone(url=_param("RecordingUrl"),
+                             duration_seconds=int(duration) if duration.isdigit() else 0)
+    if kind == "dial":
+        return LegEnded(_param("DialCallStatus") or "failed")
+    return LegEnded(_param("QueueResult") or "hangup")
+
+
+def _confidence(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and 0.0 <= value <= 1.0 else None
+
+
+@bp.post("/wait")
+@twilio_signature_required
+def wait() -> Response:
+    """Enqueue's wait URL: the caller's place in line, then hold music."""
+    raw = _param("QueuePosition")
+    position = int(raw) if raw is not None and raw.isdigit() else None
+    queue = request.args.get("queue", GENERAL_QUEUE)[:64]
+    return _twiml(hold(queue, position, current_app.config["IVR"].hold_music_url))
+
+
+@bp.post("/status")
+@twilio_signature_required
+def status() -> Response:
+    """The call's status callback: a final status ends the session."""
+    call_id = _call_sid()
+    call_status = (_param("CallStatus") or "").lower()
+    if call_status not in FINAL_STATUSES:
+        return Response(status=204)
+    with _store().transaction(call_id) as rec:
+        session = rec.session
+        if session is None or session.status == "ended":
+            return Response(status=204)
+        flow = _registry().get(session.flow_id, session.flow_version)
+        if flow is None:
+            new = session.model_copy(update=dict(status="ended", turn=session.turn + 1))
+        else:
+            _, new = step(flow, session, CallEnded(call_status), _now())
+        rec.save(new, "", _log_steps(new, session))
+    return Response(status=204)
+
+
+def _log_steps(new: Session, before: Session | None) -> list[dict[str, Any]]:
+    """Log one structured record per engine decision; return them for the audit log."""
+    records = new.new_trail(before)
+    for rec in records:
+        log.info("step", extra={"call_id": new.call_id, "flow": new.flow_id, **rec})
+    return [{"kind": "step", **rec} for rec in records]
