@@ -57,6 +57,8 @@ MAX_HOPS = 200
 #: Characters of speech kept; ASR never returns more from one utterance.
 MAX_SPEECH = 500
 GENERAL_QUEUE = "general"
+#: Session key counting failed tries in a row across nodes (internal: not agent context).
+FAILED_IN_A_ROW = "_failed_in_a_row"
 APOLOGY = {
     "en": "We're sorry, something went wrong on our side. Let me connect you to someone "
           "who can help.",
@@ -353,8 +355,9 @@ def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
     if event.digits:
         chosen = next((name for name, i in node.intents.items() if event.digits in i.keys), None)
         how = f"key {event.digits}"
-    if chosen is None and event.speech:
-        ranked = t.flow.recognizers[node_id].rank(event.speech, asr_confidence=event.confidence)
+    recognizer = t.flow.recognizers.get(node_id)
+    if chosen is None and event.speech and recognizer is not None:
+        ranked = recognizer.rank(event.speech, asr_confidence=event.confidence)
         top = [{"intent": s.intent, "confidence": round(s.confidence, 3)} for s in ranked[:3]]
         set_path(t.data, "nlu", {"text": event.speech, "ranked": top})
         if ranked and ranked[0].confidence >= node.threshold:
@@ -363,6 +366,7 @@ def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
         _retry(t, node_id, node, "no_match", said=event.speech, keys=event.digits)
         return
     intent = node.intents[chosen]
+    t.data[FAILED_IN_A_ROW] = 0
     set_path(t.data, node.store_as, chosen)
     for path, value in intent.set.items():
         set_path(t.data, path, value)
@@ -371,8 +375,20 @@ def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
 
 
 def _retry(t: _Turn, node_id: str, node: AskNode | CollectNode, why: str, **said: Any) -> None:
-    """Count a failed try; reprompt, or leave by the no-input / no-match / failure path."""
+    """Count a failed try; reprompt, or leave by the no-input / no-match / failure path.
+
+    Failed tries are also counted across nodes: past the flow's ``max_failed_tries`` in a
+    row (a no-match path that leads back to another ask, say) the caller goes to a human.
+    """
     t.attempts += 1
+    in_a_row = int(t.data.get(FAILED_IN_A_ROW, 0)) + 1
+    t.data[FAILED_IN_A_ROW] = in_a_row
+    if in_a_row >= t.flow.spec.max_failed_tries:
+        t.note(node_id, f"{why}: {in_a_row} failed tries in a row -> {t.flow.escape_target}",
+               **said)
+        t.data[FAILED_IN_A_ROW] = 0
+        _run(t, t.flow.escape_target)
+        return
     if t.attempts < node.max_attempts:
         t.note(node_id, f"{why}: try {t.attempts + 1} of {node.max_attempts}", **said)
         _prompt(t, node, retry=why)
@@ -408,6 +424,7 @@ def _on_collect(t: _Turn, node_id: str, node: CollectNode, event: CallerInput) -
         _retry(t, node_id, node, "no_match", reason=problem)
         return
     set_path(t.data, node.store_as, value)
+    t.data[FAILED_IN_A_ROW] = 0
     t.note(node_id, f"collected {node.store_as} ({len(value)} digits) -> {node.next}")
     _run(t, node.next)
 

@@ -40,7 +40,7 @@ def check_flow(spec: FlowSpec, nodes: Mapping[str, Node], escape_target: str | N
     problems: list[str] = []
     problems += _check_targets(spec, nodes, escape_target)
     for node_id, node in nodes.items():
-        problems += [f"node '{node_id}': {p}" for p in _check_node(spec, node)]
+        problems += [f"node '{node_id}': {p}" for p in _check_node(spec, node_id, node)]
     if not problems:  # graph checks assume every target exists
         problems += _check_graph(spec, nodes, escape_target)
     return problems
@@ -67,10 +67,10 @@ def _check_targets(spec: FlowSpec, nodes: Mapping[str, Node], escape: str | None
     return problems
 
 
-def _check_node(spec: FlowSpec, node: Node) -> list[str]:
+def _check_node(spec: FlowSpec, node_id: str, node: Node) -> list[str]:
     problems = [f"{field}: {p}" for field, text in _texts(node) for p in _check_text(spec, text)]
     if isinstance(node, AskNode):
-        problems += _check_ask(spec, node)
+        problems += _check_ask(spec, node_id, node)
     elif isinstance(node, CollectNode) and node.on_failure is None:
         problems.append("on_failure: a collect needs a target for when every try fails "
                         "(add on_failure: <node>, e.g. a route to an agent)")
@@ -93,12 +93,16 @@ def _check_node(spec: FlowSpec, node: Node) -> list[str]:
     return problems
 
 
-def _check_ask(spec: FlowSpec, node: AskNode) -> list[str]:
+def _check_ask(spec: FlowSpec, node_id: str, node: AskNode) -> list[str]:
     problems = []
     if node.no_match is None:
         problems.append("no_match: an ask needs a target for when the caller's answer is not "
                         "understood after every try (add no_match: <node>, e.g. a route to an "
                         "agent)")
+    for field in ("no_match", "no_input"):
+        if getattr(node, field) == node_id:
+            problems.append(f"{field}: points back to this ask, so a caller who is not "
+                            "understood would start over forever; send them to a human")
     seen: dict[str, str] = {}
     for name, intent in node.intents.items():
         if not intent.keys and not intent.examples and node.examples_csv is None:
@@ -190,11 +194,11 @@ def _check_graph(spec: FlowSpec, nodes: Mapping[str, Node], escape: str | None) 
         if node_id in reachable and node_id not in can_end:
             problems.append(f"node '{node_id}': can never reach an end (hangup, route, "
                             "transfer or return): every path from it loops forever")
-    for scc in nx.strongly_connected_components(g):
+    # A cycle made only of nodes that do not wait for the caller would spin forever.
+    auto = g.subgraph(n for n, node in nodes.items() if not isinstance(node, INTERACTIVE))
+    for scc in nx.strongly_connected_components(auto):
         cycle = sorted(scc)
-        if len(cycle) == 1 and not g.has_edge(cycle[0], cycle[0]):
-            continue
-        if not any(isinstance(nodes[n], INTERACTIVE) for n in cycle):
+        if len(cycle) > 1 or auto.has_edge(cycle[0], cycle[0]):
             problems.append(f"node '{cycle[0]}': loop {' -> '.join(cycle)} never waits for the "
                             "caller, so it would spin forever; put an ask in it or break it")
     return problems

@@ -9,7 +9,6 @@ from typing import Callable, Iterable, Mapping
 import networkx as nx
 
 from ivr.flows.models import (
-    INTERACTIVE,
     TERMINAL,
     AskNode,
     BranchNode,
@@ -58,8 +57,8 @@ def map_targets(node: Node, rename: Callable[[str], str]) -> Node:
 def build_graph(nodes: Mapping[str, Node], escape_target: str | None) -> nx.MultiDiGraph:
     """The flow's directed graph; edges carry a ``label`` (the field or intent).
 
-    Every node that waits for the caller also gets an edge to the escape target,
-    since "agent" or 0 reaches a human from there.
+    Every ask and collect also gets an edge to the escape target, since "agent" or 0
+    reaches a human from there (a survey or voicemail does not listen for it).
     """
     g = nx.MultiDiGraph()
     for node_id, node in nodes.items():
@@ -68,7 +67,7 @@ def build_graph(nodes: Mapping[str, Node], escape_target: str | None) -> nx.Mult
         for field, target in node_targets(node):
             if target in nodes:
                 g.add_edge(node_id, target, label=_edge_label(node, field))
-        if escape_target in nodes and isinstance(node, INTERACTIVE):
+        if escape_target in nodes and isinstance(node, (AskNode, CollectNode)):
             g.add_edge(node_id, escape_target, label="agent / 0", escape=True)
     return g
 

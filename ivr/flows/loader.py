@@ -128,7 +128,9 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Flow:
             if isinstance(node, AskNode):
                 examples, csv_problems = _examples(node, path.parent)
                 problems += [f"node '{node_id}': {p}" for p in csv_problems]
-                recognizers[node_id] = build_recognizer(examples)
+                spoken = {name: phrases for name, phrases in examples.items() if phrases}
+                if spoken and "speech" in node.input:  # key-only intents need no model
+                    recognizers[node_id] = build_recognizer(spoken)
     if problems:
         raise FlowError([f"{where}: {p}" for p in problems])
     digest = hashlib.sha256(raw_text.encode())

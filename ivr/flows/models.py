@@ -424,6 +424,7 @@ class FlowSpec(_Model):
     incidents: dict[str, Incident] = {}
     sources: dict[str, DataSource] = {}
     escape: Escape = Escape()
+    max_failed_tries: int = Field(default=9, ge=1, le=50)
     nodes: dict[str, Node] = Field(min_length=1)
 
     @field_validator("timezone")

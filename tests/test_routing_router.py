@@ -1,0 +1,272 @@
+"""Router scenarios: choosing agents and calls, reservations, relaxation, wrap-up, snapshots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from routing import (
+    Agent,
+    AgentState,
+    Call,
+    CallState,
+    DecisionKind,
+    InvalidRecordError,
+    InvalidTransitionError,
+    Router,
+    UnknownAgentError,
+    UnknownCallError,
+)
+from routing.cli import format_decision
+from routing.policy import load_policy, parse_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+BANK = load_policy(ROOT / "flows" / "routing.yaml")
+
+
+def agent(aid: str, skills: dict[str, int], langs: str = "en", **kw: object) -> Agent:
+    return Agent(aid, skills, frozenset(langs.split(",")), presence=AgentState.AVAILABLE, **kw)  # type: ignore[arg-type]
+
+
+def bank(*agents: tuple[Agent, float]) -> Router:
+    r = Router(BANK)
+    for a, t in agents:
+        r.add_agent(a, t)
+    return r
+
+
+def test_best_fit_wins_and_ties_go_to_longest_idle() -> None:
+    r = bank((agent("a1", {"billing": 3}), 0), (agent("a2", {"billing": 5}), 5),
+             (agent("a3", {"billing": 5}), 2), (agent("a4", {"billing": 2}), 0))
+    d = r.enqueue(Call("c1", "billing"), 10)
+    assert d.kind is DecisionKind.OFFERED and d.agent_id == "a3"  # 5 beats 3; a3 idle longer than a2
+    assert (d.score, d.runner_up_id, d.runner_up_score) == (5.0, "a2", 5.0)
+    assert d.eligible_count == 3  # a4 (level 2) is not eligible at step 0
+    assert r.agents["a3"].state is AgentState.RESERVED
+    assert r.calls["c1"].state is CallState.RESERVED
+    text = format_decision(d)
+    assert "call c1 [billing] offered to agent a3 (enqueue)" in text
+    assert "chosen    a3: score 5" in text and "runner-up a2: score 5" in text
+    assert "billing>=3, language en; step 0" in text
+
+
+def test_weights_decide_between_skill_mixes() -> None:
+    pol = parse_policy({"queues": {"q": {"skills": {"fraud": 1, "cards": 1}}},
+                        "scoring": {"skill_weights": {"fraud": 3}}})
+    r = Router(pol)
+    r.add_agent(agent("cardsy", {"fraud": 1, "cards": 5}), 0)  # 3*1 + 5 = 8
+    r.add_agent(agent("fraudy", {"fraud": 3, "cards": 1}), 1)  # 3*3 + 1 = 10
+    assert r.enqueue(Call("c", "q"), 2).agent_id == "fraudy"
+
+
+def test_language_is_required_until_a_step_drops_it() -> None:
+    r = bank((agent("en1", {"general": 5}, "en"), 0))
+    d = r.enqueue(Call("c1", "spanish"), 1)
+    assert d.kind is DecisionKind.QUEUED and d.requirement == "general>=1, language es"
+    assert r.next_due() == 121  # the spanish queue drops the language after 120 s
+    assert r.tick(120.5) == []
+    [d2] = r.tick(121)
+    assert (d2.kind, d2.agent_id, d2.trigger, d2.step) == (DecisionKind.OFFERED, "en1", "relax", 1)
+    assert d2.step_label == "step 1: after 120 s: any language"
+
+
+def test_relaxation_steps_widen_the_pool_over_time() -> None:
+    r = bank((agent("lvl1", {"billing": 1}), 0), (agent("lvl2", {"billing": 2}), 0))
+    assert r.enqueue(Call("c1", "billing"), 0).kind is DecisionKind.QUEUED
+    [d] = r.tick(30)  # "after 30 s accept level >= 2"
+    assert (d.agent_id, d.step, d.requirement) == ("lvl2", 1, "billing>=2, language en")
+    r.accept("c1", "lvl2", 31)
+    assert r.enqueue(Call("c2", "billing", skills={"billing": 4}), 31).kind is DecisionKind.QUEUED
+    assert r.tick(60) == []
+    step1, step2 = r.tick(121)  # at 61 level >= 2 (still nobody free), at 121 any level
+    assert (step1.kind, step1.step, step1.requirement) == (DecisionKind.QUEUED, 1, "billing>=2, language en")
+    assert (step2.call_id, step2.agent_id, step2.step) == ("c2", "lvl1", 2)
+    assert [x.kind for x in r.explain("c2")] == [DecisionKind.QUEUED] * 2 + [DecisionKind.OFFERED]
+
+
+def test_freed_agent_takes_highest_priority_then_longest_waiting() -> None:
+    pol = parse_policy({"queues": {"low": {"skills": {"general": 1}},
+                                   "high": {"skills": {"general": 1}, "priority": 1}},
+                        "wrap_up_seconds": 0})
+    r = Router(pol)
+    r.add_agent(agent("a", {"general": 3}), 0)
+    r.enqueue(Call("busy", "low"), 0)
+    r.accept("busy", "a", 1)
+    r.enqueue(Call("old-low", "low"), 2)
+    r.enqueue(Call("new-high", "high"), 3)
+    r.enqueue(Call("newer-high", "high"), 4)
+    [d] = r.complete("busy", 10)
+    assert (d.call_id, d.agent_id, d.trigger) == ("new-high", "a", "complete")
+    assert "serves best" in d.note
+
+
+def test_priority_aging_lets_an_old_call_overtake() -> None:
+    pol = parse_policy({"queues": {"low": {"skills": {"general": 1}},
+                                   "high": {"skills": {"general": 1}, "priority": 1}},
+                        "priority_aging": {"seconds_per_level": 60}, "wrap_up_seconds": 0})
+    r = Router(pol)
+    r.add_agent(agent("a", {"general": 3}), 0)
+    r.enqueue(Call("busy", "low"), 0)
+    r.accept("busy", "a", 0)
+    r.enqueue(Call("old-low", "low"), 0)  # effective priority at t=100: 0 + 100/60
+    r.enqueue(Call("new-high", "high"), 70)  # 1 + 30/60 = 1.5 < 1.67
+    [d] = r.complete("busy", 100)
+    assert d.call_id == "old-low"
+    assert d.priority == pytest.approx(100 / 60)
+
+
+def test_reject_goes_to_next_best_and_never_back() -> None:
+    r = bank((agent("best", {"cards": 5}), 0), (agent("next", {"cards": 4}), 0))
+    assert r.enqueue(Call("c", "cards"), 1).agent_id == "best"
+    [d] = r.reject("c", "best", 2)
+    assert (d.agent_id, d.trigger, d.excluded) == ("next", "reject", ("best",))
+    out = r.reject("c", "next", 3)
+    assert [x.kind for x in out] == [DecisionKind.QUEUED]
+    assert r.agents["best"].state is AgentState.AVAILABLE  # free, but never offered c again
+    assert r.calls["c"].state is CallState.WAITING
+    r.add_agent(agent("third", {"cards": 3}), 4)  # a newcomer takes it
+    assert r.calls["c"].agent_id == "third"
+    kinds = [x.kind.value for x in r.explain("c")]
+    assert kinds == ["offered", "rejected", "offered", "rejected", "queued", "offered"]
+
+
+def test_timeout_moves_the_call_and_benches_the_silent_agent() -> None:
+    r = bank((agent("silent", {"fraud": 5}), 0), (agent("other", {"fraud": 4}), 0))
+    assert r.enqueue(Call("c", "fraud"), 0).agent_id == "silent"
+    assert r.next_due() == 15
+    [d] = r.tick(20)
+    assert (d.agent_id, d.trigger, d.time) == ("other", "timeout", 15)
+    assert r.agents["silent"].state is AgentState.BREAK  # policy: agent_state_on_timeout: break
+    r.accept("c", "other", 21)
+    assert r.calls["c"].state is CallState.CONNECTED
+    with pytest.raises(InvalidTransitionError, match="call c: is connected, not offered to silent"):
+        r.accept("c", "silent", 22)
+
+
+def test_wrap_up_then_next_call_and_capacity_is_respected() -> None:
+    r = bank((agent("a", {"tech_support": 3}, wrap_up_seconds=20), 0))
+    r.enqueue(Call("c1", "tech"), 0)
+    r.accept("c1", "a", 1)
+    assert r.enqueue(Call("c2", "tech"), 2).kind is DecisionKind.QUEUED
+    assert r.complete("c1", 50) == []
+    assert r.agents["a"].state is AgentState.WRAP_UP
+    [relaxed] = r.tick(69.9)  # c2 relaxes at 62, but the only agent is wrapping up
+    assert (relaxed.kind, relaxed.time) == (DecisionKind.QUEUED, 62)
+    assert r.next_due() == 70
+    [d] = r.tick(70)
+    assert (d.call_id, d.trigger) == ("c2", "wrap_up_end")
+    assert r.agents["a"].load == 1
+
+
+def test_capacity_two_takes_two_calls() -> None:
+    r = bank((agent("multi", {"general": 2}, capacity=2), 0), (agent("solo", {"general": 2}), 0.5))
+    assert r.enqueue(Call("c1", "general"), 1).agent_id == "multi"
+    assert r.enqueue(Call("c2", "general"), 2).agent_id == "solo"  # multi is least idle now
+    assert r.enqueue(Call("c3", "general"), 3).agent_id == "multi"
+    assert r.enqueue(Call("c4", "general"), 4).kind is DecisionKind.QUEUED
+    assert r.agents["multi"].load == 2
+    r.check_invariants()
+
+
+def test_abandon_while_reserved_frees_the_agent_for_the_next_call() -> None:
+    r = bank((agent("a", {"loans": 4}), 0))
+    r.enqueue(Call("c1", "loans"), 0)
+    r.enqueue(Call("c2", "loans"), 1)
+    [d] = r.abandon("c1", 5)
+    assert (d.call_id, d.agent_id, d.trigger) == ("c2", "a", "abandon")
+    assert r.stats("loans", 5).abandoned == 1
+    with pytest.raises(UnknownCallError, match="already ended"):
+        r.abandon("c1", 6)
+
+
+def test_overflow_moves_the_call_to_the_overflow_queue() -> None:
+    r = bank((agent("g", {"general": 2}), 0))
+    r.set_agent_state("g", "break", 0)
+    r.enqueue(Call("c", "billing"), 0)
+    out = r.tick(300)
+    assert [(x.trigger, x.kind.value, x.time) for x in out] == [
+        ("relax", "queued", 30), ("relax", "queued", 90), ("overflow", "queued", 300)]
+    assert out[-1].note == "overflowed from billing after 300 s; no eligible agent free"
+    assert r.calls["c"].queue == "general" and r.calls["c"].skills == {"general": 1}
+    [d] = r.agent_available("g", 301)
+    assert d.call_id == "c" and d.agent_id == "g"
+    assert r.stats("billing", 301).overflowed == 1
+
+
+def test_shift_start_is_solved_as_an_assignment_not_greedily() -> None:
+    # greedy would give the most urgent call its best agent "wide" and leave the other unserved
+    pol = parse_policy({"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}})
+    r = Router(pol)
+    r.add_agent(Agent("wide", {"x": 5, "y": 1}, frozenset()), 0)
+    r.add_agent(Agent("narrow", {"x": 1}, frozenset()), 0)
+    r.enqueue(Call("urgent", "a"), 1)
+    r.enqueue(Call("other", "b"), 2)
+    out = r.agents_available(["wide", "narrow"], 10)
+    assert {(d.call_id, d.agent_id) for d in out} == {("urgent", "narrow"), ("other", "wide")}
+    assert all(d.trigger == "batch" for d in out)
+    r.check_invariants()
+
+
+def test_stats_and_service_level() -> None:
+    r = bank((agent("a", {"general": 3}), 0))
+    r.enqueue(Call("fast", "general"), 0)
+    r.accept("fast", "a", 5)
+    r.enqueue(Call("slow", "general"), 10)
+    r.enqueue(Call("gone", "general"), 11)
+    r.abandon("gone", 40)
+    s = r.stats("general", 40)
+    assert (s.waiting, s.answered, s.abandoned, s.offered) == (1, 1, 1, 3)
+    assert s.longest_wait == 30
+    assert s.service_level == pytest.approx(1 / 3)  # fast in 5 s; gone abandoned; slow waits past 20 s
+    assert s.average_wait == 5 and s.abandonment_rate == pytest.approx(1 / 3)
+    assert (s.agents_staffed, s.agents_available, s.agents_busy) == (1, 0, 1)
+    assert json.loads(json.dumps(s.as_dict()))["queue"] == "general"
+
+
+def test_snapshot_round_trip_continues_identically() -> None:
+    def build() -> Router:
+        r = bank((agent("a1", {"billing": 4}), 0), (agent("a2", {"billing": 2}, "en,es"), 0))
+        r.enqueue(Call("c1", "billing"), 1)
+        r.enqueue(Call("c2", "billing", priority=1), 2)
+        r.enqueue(Call("c3", "billing"), 3)
+        r.reject("c1", "a1", 4)
+        return r
+
+    live = build()
+    copy = Router.from_dict(json.loads(json.dumps(live.to_dict())))
+    copy.check_invariants()
+    for r in (live, copy):
+        r.tick(100)
+    assert [d.as_dict() for d in live.tick(400)] == [d.as_dict() for d in copy.tick(400)]
+    assert live.to_dict() == copy.to_dict()
+    assert [d.as_dict() for d in live.explain("c1")] == [d.as_dict() for d in copy.explain("c1")]
+
+
+def test_errors_name_the_thing_and_the_fix() -> None:
+    r = bank((agent("anna", {"general": 1}), 0))
+    with pytest.raises(UnknownAgentError, match="agent 'ana': not registered; did you mean 'anna'"):
+        r.agent_available("ana", 1)
+    with pytest.raises(InvalidRecordError, match=r"skills.cards = 9: levels are integers 1-5"):
+        Agent("x", {"cards": 9})
+    with pytest.raises(InvalidTransitionError, match="only a connected call can complete; use abandon"):
+        r.set_agent_state("anna", "offline", 1)
+        r.enqueue(Call("c", "general"), 1)
+        r.complete("c", 2)
+    with pytest.raises(InvalidTransitionError, match="cannot set state 'busy'"):
+        r.set_agent_state("anna", "busy", 3)
+
+
+def test_core_is_pure() -> None:
+    code = ("import sys, routing, routing.cli, routing.batch; "
+            "bad = {'flask', 'simpy', 'twilio', 'sqlite3', 'requests'} & set(sys.modules); "
+            "print(sorted(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+    for f in (ROOT / "routing").glob("*.py"):
+        text = f.read_text()
+        for banned in ("import time", "import datetime", "import random", "from time", "\n    global "):
+            assert banned not in text, f"{f.name}: {banned!r}"
