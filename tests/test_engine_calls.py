@@ -119,6 +119,7 @@ def test_bank_known_caller_speech_to_billing_with_context():
     ctx = s.route["context"]
     assert ctx["customer"]["account_number"] == "23456789"  # nobody repeats their details
     assert ctx["intent"] == "billing" and ctx["identified_by"] == "caller_id"
+    assert "dob" not in ctx["customer"]  # the flow marks it private
 
 
 def test_bank_vip_gets_priority_and_spanish_from_profile():

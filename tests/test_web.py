@@ -292,3 +292,39 @@ def test_sqlite_store_survives_a_new_app_mid_call(tmp_path):
     assert "date of birth" in r.get_data(as_text=True)
     store = SQLiteStore(tmp_path / "ivr.sqlite3")
     assert store.get_session(sid).data["account_number"] == "23456789"
+
+
+# ---------------------------------------------------------------- hostile input, at random
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ_APP = None
+
+
+def _fuzz_client():
+    global _FUZZ_APP
+    if _FUZZ_APP is None:
+        _FUZZ_APP = app_with(validate_signatures=False)
+    return _FUZZ_APP.test_client()
+
+
+form_values = st.one_of(st.text(max_size=40), st.text("0123456789*#", max_size=8),
+                        st.sampled_from(["CA" + "b" * 32, "", "bridged", "completed", "0.5"]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/voice/incoming", "/voice/step", "/voice/wait", "/voice/status"]),
+       query=st.dictionaries(st.sampled_from(["turn", "ev", "queue"]),
+                             st.one_of(st.sampled_from(["0", "1", "2", "gather", "noinput",
+                                                        "record", "dial", "queue"]),
+                                       st.text(max_size=10)), max_size=3),
+       form=st.dictionaries(st.sampled_from(["CallSid", "From", "To", "Digits", "SpeechResult",
+                                             "Confidence", "QueueResult", "DialCallStatus",
+                                             "RecordingUrl", "RecordingDuration", "CallStatus",
+                                             "QueuePosition"]), form_values, max_size=8))
+def test_random_webhook_parameters_never_cause_a_500(path, query, form):
+    r = _fuzz_client().post(path, query_string=query, data=form)
+    assert r.status_code in (200, 204, 400), (r.status_code, r.data[:300])
+    if r.status_code == 200:
+        ET.fromstring(r.data)  # always a well-formed TwiML document

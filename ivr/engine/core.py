@@ -276,7 +276,7 @@ def _route(t: _Turn, node_id: str, node: RouteNode) -> None:
                                    if holds(r.when, t.flow.spec, t.data, t.now))
     request = RouteRequest(queue=node.queue, skills=dict(node.skills),
                            language=node.language or t.language, priority=max(0, priority),
-                           context=_context(t.data, node.context),
+                           context=_context(t.data, node.context, t.flow.spec.private),
                            callback_after_seconds=node.callback_after_seconds)
     if node.announce is not None:
         t.actions.append(t.say(node.announce))
@@ -286,17 +286,27 @@ def _route(t: _Turn, node_id: str, node: RouteNode) -> None:
            priority=request.priority)
 
 
-def _context(data: dict[str, Any], keys: list[str] | None) -> dict[str, Any]:
-    """What the agent sees: the named session values, or all of them but internals."""
-    if keys is None:
-        return {k: copy.deepcopy(v) for k, v in data.items() if not k.startswith("_")}
-    return {k: copy.deepcopy(get_path(data, k)) for k in keys if get_path(data, k) is not None}
+def _context(data: dict[str, Any], keys: list[str] | None, private: list[str]
+             ) -> dict[str, Any]:
+    """What the agent sees: the named session values, or all of them but internals and
+    the flow's ``private`` paths."""
+    if keys is not None:
+        return {k: copy.deepcopy(get_path(data, k)) for k in keys
+                if get_path(data, k) is not None and k not in private}
+    context = {k: copy.deepcopy(v) for k, v in data.items() if not k.startswith("_")}
+    for path in private:
+        parent, _, leaf = path.rpartition(".")
+        holder = get_path(context, parent) if parent else context
+        if isinstance(holder, dict):
+            holder.pop(leaf, None)
+    return context
 
 
 def _safe(t: _Turn, reason: str) -> None:
     t.actions.append(t.say(APOLOGY.get(t.language, APOLOGY["en"])))
     request = RouteRequest(queue=GENERAL_QUEUE, skills={}, language=t.language, priority=0,
-                           context=_context(t.data, None), reason=f"error: {reason}")
+                           context=_context(t.data, None, t.flow.spec.private),
+                           reason=f"error: {reason}")
     t.actions.append(Enqueue(request))
     t.status, t.route, t.outcome = "queued", request.as_dict(), "error"
     t.note(t.node, "safe path: general queue", reason=reason)

@@ -425,6 +425,7 @@ class FlowSpec(_Model):
     sources: dict[str, DataSource] = {}
     escape: Escape = Escape()
     max_failed_tries: int = Field(default=9, ge=1, le=50)
+    private: list[str] = []  # session paths never handed to agents (e.g. customer.dob)
     nodes: dict[str, Node] = Field(min_length=1)
 
     @field_validator("timezone")
