@@ -31,7 +31,7 @@ def problems(data: dict) -> list[str]:
 
 def test_example_bank_policy_loads() -> None:
     p = load_policy(EXAMPLE)
-    assert set(p.queues) == {"general", "billing", "cards", "fraud", "tech", "loans", "spanish"}
+    assert {"general", "billing", "cards", "fraud", "tech", "loans", "spanish"} <= set(p.queues)
     assert p.queues["billing"].relax[0].after_seconds == 30
     assert p.queues["billing"].overflow_queue == "general"
     assert p.queues["fraud"].priority == 2
@@ -76,11 +76,11 @@ def test_all_problems_are_collected_with_suggestions() -> None:
     assert got == [
         f"{SRC}: scoring.skill_weights.fraud: must be > 0, got 0 (leave a skill out to use default_weight)",
         f"{SRC}: queues.billing.overflow_queue: unknown queue 'genral'; did you mean 'general'?",
-        f"{SRC}: queues.cards.skills.card: unknown skill 'card'; did you mean 'cards'? "
-        "(add it to `skills` or fix the name)",
+        (f"{SRC}: queues.cards.skills.card: unknown skill 'card'; did you mean 'cards'? "
+         "(add it to `skills` or fix the name)"),
         f"{SRC}: queues.loans.relax[1].min_level: 4 would tighten the previous step (2); steps may only relax",
-        f"{SRC}: queues.spanish.language: unknown language 'ess'; did you mean 'es'? "
-        "(add it to `languages` or fix the code)",
+        (f"{SRC}: queues.spanish.language: unknown language 'ess'; did you mean 'es'? "
+         "(add it to `languages` or fix the code)"),
     ]
 
 
@@ -131,7 +131,7 @@ def _cli(argv: list[str]) -> tuple[int, str]:
 
 def test_check_policy_command(tmp_path: Path) -> None:
     code, out = _cli(["route", "check-policy", str(EXAMPLE)])
-    assert code == 0 and out.startswith(f"{EXAMPLE}: ok (7 queues")
+    assert code == 0 and out.startswith(f"{EXAMPLE}: ok ({len(load_policy(EXAMPLE).queues)} queues")
     d = example_data()
     d["queues"]["billing"]["relax"][1]["after_seconds"] = 10
     d["queues"]["cards"]["overflow_queue"] = "nowhere"

@@ -270,3 +270,59 @@ def test_core_is_pure() -> None:
         text = f.read_text()
         for banned in ("import time", "import datetime", "import random", "from time", "\n    global "):
             assert banned not in text, f"{f.name}: {banned!r}"
+
+
+def _workload(r: Router, seed: int) -> list[tuple[float, str, str | None]]:
+    import random
+
+    rng = random.Random(seed)
+    for i in range(20):
+        skills = {s: rng.randint(1, 5) for s in rng.sample(["billing", "cards", "general", "fraud"], 2)}
+        r.add_agent(agent(f"a{i}", skills, rng.choice(["en", "es", "en,es"])), 0.0)
+    now, out, connected = 0.0, [], []
+    for n in range(300):
+        now += rng.expovariate(1 / 4)
+        d = r.enqueue(Call(f"c{n}", rng.choice(["billing", "cards", "general", "fraud", "spanish"])), now)
+        decisions = [d, *r.tick(now)]
+        if connected and rng.random() < 0.9:
+            decisions += r.complete(connected.pop(rng.randrange(len(connected))), now)
+        for x in decisions:
+            if x.kind is DecisionKind.OFFERED and r.calls.get(x.call_id) and r.calls[x.call_id].agent_id == x.agent_id:
+                if rng.random() < 0.1:
+                    decisions += r.reject(x.call_id, x.agent_id, now)
+                else:
+                    r.accept(x.call_id, x.agent_id, now)
+                    connected.append(x.call_id)
+            out.append((x.time, x.call_id, x.agent_id))
+    return out
+
+
+def test_unrecorded_router_routes_identically() -> None:
+    full, lean = Router(BANK), Router(BANK, record_decisions=False)
+    assert _workload(full, 3) == _workload(lean, 3)
+    assert full.explain("c5") and not lean._history
+
+
+def test_restore_under_a_changed_policy() -> None:
+    r = bank((agent("a", {"billing": 3}), 0))
+    r.enqueue(Call("c1", "billing"), 1)
+    data = r.to_dict()
+    fewer = {**data["policy"], "queues": {k: v for k, v in data["policy"]["queues"].items() if k != "cards"}}
+    assert Router.from_dict({**data, "policy": fewer}).calls["c1"].agent_id == "a"
+    no_billing = {**data["policy"], "queues": {"general": data["policy"]["queues"]["general"]}}
+    with pytest.raises(InvalidTransitionError, match="queue\\(s\\) billing that the policy no longer declares"):
+        Router.from_dict({**data, "policy": no_billing})
+
+
+def test_a_burst_of_calls_is_assigned_as_one_batch() -> None:
+    pol = parse_policy({"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}})
+    r = Router(pol)
+    r.add_agent(agent("wide", {"x": 5, "y": 1}), 0)
+    r.add_agent(agent("narrow", {"x": 1}), 0)
+    out = r.enqueue_many([Call("urgent", "a"), Call("other", "b"), Call("late", "b")], 1)
+    offered = {(d.call_id, d.agent_id) for d in out if d.kind is DecisionKind.OFFERED}
+    assert offered == {("urgent", "narrow"), ("other", "wide")}
+    assert [d.call_id for d in out if d.kind is DecisionKind.QUEUED] == ["late"]
+    d = next(d for d in out if d.call_id == "urgent")
+    assert (d.score, d.runner_up_id, d.runner_up_score, d.eligible_count) == (1.0, "wide", 5.0, 2)
+    assert d.note == "batch of 2 agents and 3 calls, optimal"

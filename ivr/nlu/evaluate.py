@@ -1,0 +1,73 @@
+"""``ivr nlu eval``: train on one labelled file, answer another one row at a time."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from ivr.nlu import DEFAULT_THRESHOLD, IntentRecognizer
+from ivr.nlu.classifier import OOS_LABEL, LinearRecognizer
+from ivr.nlu.data import examples_from_rows
+
+NO_MATCH = OOS_LABEL
+
+
+def answer(recognizer: IntentRecognizer, text: str, threshold: float) -> str:
+    """What the IVR does with an utterance: the top intent, or ``oos`` for no match."""
+    ranked = recognizer.rank(text)
+    if not ranked or ranked[0].confidence < threshold:
+        return NO_MATCH
+    return ranked[0].intent
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def evaluate(
+    train: Sequence[tuple[str, str]],
+    test: Sequence[tuple[str, str]],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, float | None]:
+    """Train on ``train`` rows, classify ``test`` rows one by one, report the metrics.
+
+    ``accuracy`` is over in-scope rows and counts a "no match" as wrong;
+    ``macro_f1`` is over the categories present in the test file, "no match"
+    counting as a prediction of ``oos``.
+    """
+    start = time.perf_counter()
+    model = LinearRecognizer(examples_from_rows(train))
+    train_s = time.perf_counter() - start
+
+    answer(model, test[0][0], threshold)  # warm-up: first call pays lazy imports
+    predicted: list[str] = []
+    latencies = np.empty(len(test))
+    for i, (text, _) in enumerate(test):
+        t0 = time.perf_counter()
+        predicted.append(answer(model, text, threshold))
+        latencies[i] = time.perf_counter() - t0
+
+    truth = np.array([c for _, c in test])
+    pred = np.array(predicted)
+    in_scope = truth != OOS_LABEL
+    labels = sorted(set(truth.tolist()))
+    return {
+        "accuracy": round(float(np.mean(pred[in_scope] == truth[in_scope])), 4) if in_scope.any() else None,
+        "macro_f1": round(float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)), 4),
+        "oos_recall": round(float(np.mean(pred[~in_scope] == NO_MATCH)), 4) if (~in_scope).any() else None,
+        "in_scope_false_reject": (
+            round(float(np.mean(pred[in_scope] == NO_MATCH)), 4) if in_scope.any() else None
+        ),
+        "p50_ms": round(float(np.percentile(latencies, 50) * 1000), 3),
+        "p99_ms": round(float(np.percentile(latencies, 99) * 1000), 3),
+        "train_s": round(train_s, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }

@@ -1,0 +1,688 @@
+"""The router: agents, calls, reservations, relaxation and decisions, all pure.
+
+Time is an argument (float seconds) of every method; nothing reads a clock.
+Methods that may place calls return the routing decisions they made
+(``offered`` or ``queued``); every decision and call event is also kept for
+:meth:`Router.explain`. See the package docstring for the whole API.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from routing import snapshot
+from routing import stats as stats_mod
+from routing.batch import solve_batch
+from routing.errors import InvalidTransitionError, UnknownAgentError, UnknownCallError
+from routing.index import Group, RoutingIndex
+from routing.models import (
+    PRESENCE_STATES,
+    Agent,
+    AgentState,
+    Call,
+    CallState,
+    Candidate,
+    Decision,
+    DecisionKind,
+    Requirement,
+    SlotState,
+)
+from routing.policy import RoutingPolicy, did_you_mean
+from routing.scoring import call_order_key, effective_priority, is_eligible
+from routing.stats import QueueCounters, QueueStats
+
+_TOP_K = 3  # candidates kept in a batch decision record (single decisions: chosen + runner-up)
+
+# timer kinds
+_RELAX, _OVERFLOW, _OFFER, _WRAP = "relax", "overflow", "offer_timeout", "wrap_end"
+
+
+class Router:
+    """Skills-based router over one policy. Not thread-safe: one owner at a time."""
+
+    def __init__(
+        self,
+        policy: RoutingPolicy | None = None,
+        *,
+        history_limit: int = 10_000,
+        record_decisions: bool = True,
+    ) -> None:
+        """``history_limit``: finished calls whose decisions ``explain`` keeps.
+        ``record_decisions=False`` (simulations): decisions carry only seq, time,
+        call, queue, kind, trigger and agent, and nothing is kept for ``explain``."""
+        self.policy = policy or RoutingPolicy.default()
+        self.history_limit = history_limit
+        self.record_decisions = record_decisions
+        self.agents: dict[str, Agent] = {}
+        self.calls: dict[str, Call] = {}  # active calls: waiting, reserved, connected
+        self._index = RoutingIndex(self.agents, self.policy.scoring.weight)
+        self._timers: list[tuple[float, int, str, str, str, float]] = []
+        self._timer_seq = 0
+        self._seq = 0  # decisions
+        self._call_seq = 0
+        self._excluded_by: dict[str, set[str]] = {}
+        self._history: OrderedDict[str, list[Decision]] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._counters: dict[str, QueueCounters] = {q: QueueCounters() for q in self.policy.queues}
+        self._waiting: dict[str, set[str]] = {q: set() for q in self.policy.queues}
+        self._aging = self.policy.priority_aging.seconds_per_level
+        self._step_labels: dict[tuple[str, int], str] = {}
+        self._reqs: dict[str, tuple[str, int, Requirement]] = {}  # call id -> (queue, step, req)
+        self._effective: dict[tuple[str, frozenset[tuple[str, int]], str | None, int], Requirement] = {}
+
+    def prepare(self) -> None:
+        """Build the index of every queue x relaxation step x language now.
+
+        Optional: indexes are otherwise built on first use, each with one scan
+        of the agents. Call it after adding agents, before latency matters.
+        """
+        for name, spec in self.policy.queues.items():
+            # the languages a call of this queue can carry (None if the policy lists none)
+            langs: list[str | None] = [spec.language] if spec.language else [*self.policy.languages] or [None]
+            for lang in langs:
+                for step in range(len(spec.relax) + 1):
+                    self._index.group(self.policy.effective(name, spec.skills, lang, step))
+
+    # ------------------------------------------------------------------ agents
+    def add_agent(self, agent: Agent, now: float) -> list[Decision]:
+        """Register an agent (its ``presence`` says whether it starts available)."""
+        if agent.id in self.agents:
+            raise InvalidTransitionError(f"agent {agent.id}: already registered; use update_agent")
+        agent.slots.clear()
+        agent.wrap_until.clear()
+        agent.state_since = now
+        agent.idle_since = now
+        agent.state = agent.presence
+        self.agents[agent.id] = agent
+        return self._agent_free(agent, now, "agent_available")
+
+    def update_agent(
+        self,
+        agent_id: str,
+        now: float,
+        *,
+        skills: Mapping[str, int] | None = None,
+        languages: Iterable[str] | None = None,
+        capacity: int | None = None,
+    ) -> list[Decision]:
+        """Change an agent's skills, languages or capacity (takes effect at once)."""
+        agent = self._agent(agent_id)
+        new = Agent(
+            id=agent.id,
+            skills=dict(skills) if skills is not None else agent.skills,
+            languages=frozenset(languages) if languages is not None else agent.languages,
+            capacity=capacity if capacity is not None else agent.capacity,
+        )
+        self._index.forget_agent(agent_id)
+        agent.skills, agent.languages, agent.capacity = new.skills, new.languages, new.capacity
+        return self._agent_free(agent, now, "agent_available")
+
+    def remove_agent(self, agent_id: str, now: float) -> None:
+        """Forget an agent that holds no call."""
+        agent = self._agent(agent_id)
+        if agent.slots:
+            raise InvalidTransitionError(
+                f"agent {agent_id}: still holds {', '.join(sorted(agent.slots))}; "
+                "complete or reject them first"
+            )
+        self._index.forget_agent(agent_id)
+        del self.agents[agent_id]
+
+    def agent_available(self, agent_id: str, now: float) -> list[Decision]:
+        """The agent is ready for calls (sign-in, end of break, or wrap-up ended early).
+
+        Returns the offers made to it (the waiting call it serves best), if any.
+        """
+        agent = self._agent(agent_id)
+        for call_id in [c for c, s in agent.slots.items() if s is SlotState.WRAP_UP]:
+            self._end_wrap(agent, call_id)
+        agent.presence = AgentState.AVAILABLE
+        return self._agent_free(agent, now, "agent_available")
+
+    agent_freed = agent_available
+
+    def agents_available(self, agent_ids: Iterable[str], now: float) -> list[Decision]:
+        """Several agents become ready at once (a shift starts): solved as one assignment."""
+        ids = list(dict.fromkeys(agent_ids))
+        for aid in ids:
+            agent = self._agent(aid)
+            for call_id in [c for c, s in agent.slots.items() if s is SlotState.WRAP_UP]:
+                self._end_wrap(agent, call_id)
+            if agent.load == 0 and not self._index.is_free(aid):
+                agent.idle_since = now
+            agent.presence = AgentState.AVAILABLE
+            self._refresh_state(agent, now)
+        return self._batch([self.agents[a] for a in ids], None, now, "batch")
+
+    def set_agent_state(self, agent_id: str, state: AgentState | str, now: float) -> list[Decision]:
+        """Set an agent's presence: available, break or offline.
+
+        Going to break or offline withdraws pending offers (their calls are
+        routed again, not to this agent); calls in progress go on.
+        """
+        state = AgentState(state)
+        if state not in PRESENCE_STATES:
+            raise InvalidTransitionError(
+                f"agent {agent_id}: cannot set state {state.value!r}; choose one of "
+                + ", ".join(s.value for s in PRESENCE_STATES)
+                + " (the others follow from calls)"
+            )
+        if state is AgentState.AVAILABLE:
+            return self.agent_available(agent_id, now)
+        agent = self._agent(agent_id)
+        agent.presence = state
+        self._index.agent_leaves(agent_id)
+        out: list[Decision] = []
+        for call_id in [c for c, s in agent.slots.items() if s is SlotState.RESERVED]:
+            out += self._withdraw(self.calls[call_id], agent, now, DecisionKind.REJECTED, "agent went " + state.value)
+        self._refresh_state(agent, now)
+        return out
+
+    # ------------------------------------------------------------------- calls
+    def enqueue(self, call: Call, now: float) -> Decision:
+        """A call enters its queue: offered to the best eligible free agent, or queued.
+
+        Empty ``call.skills`` means the queue's skills; ``call.language`` None
+        means the queue's language. The call's priority adds to the queue's.
+        """
+        self._admit(call, now)
+        return self._route(call, now, "enqueue")
+
+    def _admit(self, call: Call, now: float) -> None:
+        if call.id in self.calls:
+            raise InvalidTransitionError(
+                f"call {call.id}: already in the router ({self.calls[call.id].state.value}); "
+                "use a new call id for a new leg"
+            )
+        spec = self.policy.queue(call.queue)
+        if not call.skills:
+            call.skills = dict(spec.skills)
+        if call.language is None:
+            call.language = spec.language
+        self._call_seq += 1
+        call.seq = self._call_seq
+        call.state = CallState.WAITING
+        call.enqueued_at = call.queue_entered_at = now
+        call.step = 0
+        call.agent_id = None
+        call.excluded = set()
+        self.calls[call.id] = call
+        self._counters[call.queue].offered += 1
+        self._schedule_queue_timers(call)
+
+    def enqueue_many(self, calls: Iterable[Call], now: float) -> list[Decision]:
+        """Several calls arrive at once: queued, then assigned as one optimal batch."""
+        calls = list(calls)
+        for call in calls:  # park them all first, then solve one assignment
+            self._admit(call, now)
+            self._park(call)
+        decisions = self.rebalance(now, trigger="batch")
+        placed = {d.call_id for d in decisions}
+        for call in calls:
+            if call.id not in placed:
+                decisions.append(self._record(call, now, DecisionKind.QUEUED, "enqueue", group=self._index.waiting_group(call.id)))
+        return decisions
+
+    def accept(self, call_id: str, agent_id: str, now: float) -> None:
+        """The agent accepted the offer: the call is connected."""
+        call, agent = self._reserved(call_id, agent_id)
+        call.state = CallState.CONNECTED
+        call.answered_at = now
+        agent.slots[call_id] = SlotState.BUSY
+        self._refresh_state(agent, now)
+        c = self._counters[call.queue]
+        wait = now - call.enqueued_at
+        c.answered += 1
+        c.wait_sum += wait
+        if wait <= self.policy.queues[call.queue].service_level.threshold_seconds:
+            c.answered_in_sl += 1
+        self._waiting[call.queue].discard(call_id)
+        self._record(call, now, DecisionKind.ACCEPTED, "accept", agent_id=agent_id)
+
+    def reject(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
+        """The agent declined: the call goes to the next best agent (never this one again)."""
+        call, agent = self._reserved(call_id, agent_id)
+        return self._withdraw(call, agent, now, DecisionKind.REJECTED, "reject")
+
+    def timeout(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
+        """The offer expired (``tick`` calls this when due; a driver may call it too)."""
+        call, agent = self._reserved(call_id, agent_id)
+        if self.policy.reservation.agent_state_on_timeout == "break":
+            agent.presence = AgentState.BREAK
+        return self._withdraw(call, agent, now, DecisionKind.TIMED_OUT, "timeout")
+
+    def complete(self, call_id: str, now: float) -> list[Decision]:
+        """The conversation ended: the agent wraps up (then takes the next call)."""
+        call = self._call(call_id)
+        if call.state is not CallState.CONNECTED:
+            raise InvalidTransitionError(
+                f"call {call_id}: is {call.state.value}, only a connected call can complete"
+                + ("; use abandon for a caller who hung up while waiting" if call.state is CallState.WAITING else "")
+            )
+        agent = self.agents[call.agent_id]  # type: ignore[index]
+        wrap = agent.wrap_up_seconds if agent.wrap_up_seconds is not None else self.policy.wrap_up_seconds
+        talk = now - (call.answered_at or now)
+        self._counters[call.queue].handle_times.append(talk + wrap)
+        call.state = CallState.COMPLETED
+        call.ended_at = now
+        self._record(call, now, DecisionKind.COMPLETED, "complete", agent_id=agent.id)
+        self._finish(call)
+        if wrap > 0:
+            agent.slots[call_id] = SlotState.WRAP_UP
+            agent.wrap_until[call_id] = now + wrap
+            self._push_timer(now + wrap, _WRAP, agent.id, call_id, now + wrap)
+            self._refresh_state(agent, now)
+            return []
+        del agent.slots[call_id]
+        return self._agent_free(agent, now, "complete")
+
+    def abandon(self, call_id: str, now: float) -> list[Decision]:
+        """The caller hung up before being connected."""
+        call = self._call(call_id)
+        if call.state is CallState.CONNECTED:
+            raise InvalidTransitionError(f"call {call_id}: is connected; use complete")
+        self._counters[call.queue].abandoned += 1
+        out: list[Decision] = []
+        agent = self.agents.get(call.agent_id) if call.state is CallState.RESERVED else None  # type: ignore[arg-type]
+        self._index.call_leaves(call_id)
+        call.state = CallState.ABANDONED
+        call.ended_at = now
+        self._record(call, now, DecisionKind.ABANDONED, "abandon", agent_id=call.agent_id)
+        self._finish(call)
+        if agent is not None:
+            del agent.slots[call_id]
+            agent.idle_since = now
+            out += self._agent_free(agent, now, "abandon")
+        return out
+
+    # ------------------------------------------------------------------- time
+    def next_due(self) -> float | None:
+        """When the next timer (relaxation, overflow, offer timeout, wrap-up end) is due."""
+        while self._timers and not self._timer_valid(self._timers[0]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def tick(self, now: float) -> list[Decision]:
+        """Run every timer due at or before ``now``, each at its own due time.
+
+        Call it at :meth:`next_due` (the simulator) or often (the live layer).
+        A late tick replays everything in between: an offer made at one due
+        time may have timed out at a later one, so an ``offered`` decision in
+        the list is still pending only if ``calls[call_id].agent_id`` matches.
+        """
+        out: list[Decision] = []
+        self._index.compact()
+        while self._timers and self._timers[0][0] <= now:
+            t = heapq.heappop(self._timers)
+            if not self._timer_valid(t):
+                continue
+            due, _, kind, a, b, _stamp = t
+            if kind == _RELAX:
+                out += self._relax(self.calls[a], int(b), due)
+            elif kind == _OVERFLOW:
+                out += self._overflow(self.calls[a], due)
+            elif kind == _OFFER:
+                out += self.timeout(a, b, due)
+            elif kind == _WRAP:
+                agent = self.agents[a]
+                self._end_wrap(agent, b)
+                out += self._agent_free(agent, due, "wrap_up_end")
+        return out
+
+    # ---------------------------------------------------------------- batches
+    def rebalance(self, now: float, *, trigger: str = "batch") -> list[Decision]:
+        """Assign all waiting calls to all free agents as one optimal batch."""
+        free = [a for a in self.agents.values() if self._index.is_free(a.id)]
+        return self._batch(free, None, now, trigger)
+
+    # -------------------------------------------------------------- reading
+    def explain(self, call_id: str) -> list[Decision]:
+        """Every decision and event recorded for the call, oldest first."""
+        try:
+            return list(self._history[call_id])
+        except KeyError:
+            raise UnknownCallError(f"call {call_id}: no decisions recorded (unknown, or older than "
+                                   f"the last {self.history_limit} finished calls)") from None
+
+    def requirement(self, call_id: str) -> Requirement:
+        """The call's requirement now (after the relaxation steps in force)."""
+        return self._req_of(self._call(call_id))
+
+    def estimated_wait(self, now: float, *, call_id: str | None = None, queue: str | None = None,
+                       skills: Mapping[str, int] | None = None, language: str | None = None,
+                       priority: int = 0) -> float | None:
+        """Expected seconds until an agent is offered the call.
+
+        For a waiting ``call_id``: its remaining wait. For ``queue`` (with
+        optional skills/language/priority, as the IVR would send): the wait of a
+        call queued now. None when no staffed agent can ever take it.
+        """
+        return stats_mod.estimated_wait(self, now, call_id=call_id, queue=queue, skills=skills,
+                                        language=language, priority=priority)
+
+    def stats(self, queue: str, now: float) -> QueueStats:
+        """Real-time figures of a queue (scans the agents: O(agents))."""
+        return stats_mod.queue_stats(self, queue, now)
+
+    def reset_stats(self) -> None:
+        """Start a new statistics period (e.g. at midnight); recent handle times are kept."""
+        for c in self._counters.values():
+            ht = c.handle_times
+            c.__init__()  # type: ignore[misc]
+            c.handle_times = ht
+
+    # ------------------------------------------------------------ snapshots
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state as plain data (JSON-able); :meth:`from_dict` rebuilds it."""
+        return snapshot.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, history_limit: int = 10_000,
+                  record_decisions: bool = True) -> Router:
+        """Rebuild a router from :meth:`to_dict` output (indexes and timers are re-derived)."""
+        return snapshot.from_dict(cls, data, history_limit=history_limit, record_decisions=record_decisions)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the state is inconsistent (for tests and after a restore)."""
+        snapshot.check_invariants(self)
+
+    # ============================================================ internals
+    def _rearm(self) -> None:
+        """Derive indexes and timers from ``agents`` and ``calls`` (after a restore)."""
+        for c in self.calls.values():
+            if c.excluded:
+                self._excluded_by[c.id] = c.excluded
+            if c.state in (CallState.WAITING, CallState.RESERVED):
+                self._waiting[c.queue].add(c.id)
+                self._schedule_queue_timers(c)
+            if c.state is CallState.WAITING:
+                self._park(c)
+            elif c.state is CallState.RESERVED:
+                offered = c.offered_at or 0.0
+                self._push_timer(offered + self.policy.reservation.timeout_seconds, _OFFER, c.id,
+                                 c.agent_id or "", offered)
+        for a in self.agents.values():
+            for call_id, until in a.wrap_until.items():
+                self._push_timer(until, _WRAP, a.id, call_id, until)
+            if a.routable:
+                self._index.agent_joins(a)
+
+    def _agent(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise UnknownAgentError(f"agent {agent_id!r}: not registered{did_you_mean(agent_id, self.agents)}; "
+                                    "add it with add_agent") from None
+
+    def _call(self, call_id: str) -> Call:
+        try:
+            return self.calls[call_id]
+        except KeyError:
+            done = " (it already ended)" if call_id in self._finished else ""
+            raise UnknownCallError(f"call {call_id!r}: not in the router{done}") from None
+
+    def _reserved(self, call_id: str, agent_id: str) -> tuple[Call, Agent]:
+        call = self._call(call_id)
+        if call.state is not CallState.RESERVED or call.agent_id != agent_id:
+            held = f"offered to {call.agent_id}" if call.state is CallState.RESERVED else call.state.value
+            raise InvalidTransitionError(f"call {call_id}: is {held}, not offered to {agent_id}")
+        return call, self._agent(agent_id)
+
+    def _key(self, call: Call) -> tuple[float, float, int]:
+        prio = self.policy.queues[call.queue].priority + call.priority
+        return call_order_key(prio, call.enqueued_at, call.seq, self._aging)
+
+    def _req_of(self, call: Call) -> Requirement:
+        hit = self._reqs.get(call.id)
+        if hit is not None and hit[0] == call.queue and hit[1] == call.step:
+            return hit[2]
+        key = (call.queue, frozenset(call.skills.items()), call.language, call.step)
+        req = self._effective.get(key)
+        if req is None:
+            if len(self._effective) > 50_000:
+                self._effective.clear()
+            req = self._effective[key] = self.policy.effective(call.queue, call.skills, call.language, call.step)
+        self._reqs[call.id] = (call.queue, call.step, req)
+        return req
+
+    def _step_label(self, queue: str, step: int) -> str:
+        label = self._step_labels.get((queue, step))
+        if label is None:
+            label = self._step_labels[(queue, step)] = self.policy.step_label(queue, step)
+        return label
+
+    def _park(self, call: Call) -> Group:
+        req = self._req_of(call)
+        self._waiting[call.queue].add(call.id)
+        return self._index.call_waits(call.id, req, self._key(call))
+
+    def _refresh_state(self, agent: Agent, now: float) -> None:
+        s = agent.slots.values()
+        if SlotState.RESERVED in s:
+            new = AgentState.RESERVED
+        elif SlotState.BUSY in s:
+            new = AgentState.BUSY
+        elif SlotState.WRAP_UP in s:
+            new = AgentState.WRAP_UP
+        else:
+            new = agent.presence
+        if new is not agent.state:
+            agent.state = new
+            agent.state_since = now
+
+    def _record(self, call: Call, now: float, kind: DecisionKind, trigger: str, *,
+                agent_id: str | None = None, cands: list[Candidate] | None = None,
+                eligible: int = 0, group: Group | None = None, note: str = "") -> Decision:
+        self._seq += 1
+        if not self.record_decisions:
+            return Decision(self._seq, now, call.id, call.queue, kind, trigger, agent_id)
+        cands = cands or []
+        d = Decision(
+            seq=self._seq, time=now, call_id=call.id, queue=call.queue, kind=kind, trigger=trigger,
+            agent_id=agent_id,
+            score=cands[0].score if cands else None,
+            runner_up_id=cands[1].agent_id if len(cands) > 1 else None,
+            runner_up_score=cands[1].score if len(cands) > 1 else None,
+            candidates=tuple(cands), eligible_count=eligible, step=call.step,
+            step_label=self._step_label(call.queue, call.step),
+            requirement=group.label if group else "",
+            priority=effective_priority(self.policy.queues[call.queue].priority + call.priority,
+                                        now - call.enqueued_at, self._aging),
+            waited=now - call.enqueued_at, excluded=tuple(sorted(call.excluded)), note=note,
+        )
+        self._history.setdefault(call.id, []).append(d)
+        return d
+
+    def _finish(self, call: Call) -> None:
+        del self.calls[call.id]
+        self._reqs.pop(call.id, None)
+        self._excluded_by.pop(call.id, None)
+        self._waiting[call.queue].discard(call.id)
+        self._index.forget_call(call.id)
+        self._finished[call.id] = None
+        while len(self._finished) > self.history_limit:
+            old, _ = self._finished.popitem(last=False)
+            self._history.pop(old, None)
+
+    def _route(self, call: Call, now: float, trigger: str, note: str = "") -> Decision:
+        """Offer the call to its best free eligible agent, or park it."""
+        req = self._req_of(call)
+        g = self._index.group(req)
+        cands = self._index.best_two(g, call.excluded) if g.live_agents else []
+        if cands:
+            eligible = g.live_agents
+            if call.excluded:  # free eligible agents who refused the call do not count
+                eligible -= sum(1 for a in call.excluded if self._index.is_free(a) and a in self.agents
+                                and is_eligible(self.agents[a].skills, self.agents[a].languages, req))
+            self._reserve(call, self.agents[cands[0].agent_id], now)
+            return self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=cands[0].agent_id,
+                                cands=cands, eligible=eligible, group=g, note=note)
+        self._waiting[call.queue].add(call.id)
+        self._index.call_waits(call.id, req, self._key(call))
+        return self._record(call, now, DecisionKind.QUEUED, trigger, group=g,
+                            note=(note + "; " if note else "") + "no eligible agent free")
+
+    def _reserve(self, call: Call, agent: Agent, now: float) -> None:
+        self._index.call_leaves(call.id)
+        self._waiting[call.queue].add(call.id)
+        call.state = CallState.RESERVED
+        call.agent_id = agent.id
+        call.offered_at = now
+        agent.slots[call.id] = SlotState.RESERVED
+        agent.idle_since = now
+        if agent.routable:
+            self._index.agent_joins(agent)
+        else:
+            self._index.agent_leaves(agent.id)
+        self._refresh_state(agent, now)
+        self._push_timer(now + self.policy.reservation.timeout_seconds, _OFFER, call.id, agent.id, now)
+
+    def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
+        """The agent may take more calls: give it the waiting calls it serves best."""
+        out: list[Decision] = []
+        self._refresh_state(agent, now)
+        while agent.routable:
+            found = self._index.best_call(agent, self._excluded_by)
+            if found is None:
+                if agent.load == 0 and not self._index.is_free(agent.id):
+                    agent.idle_since = now
+                self._index.agent_joins(agent)
+                break
+            call_id, g, score = found
+            call = self.calls[call_id]
+            self._reserve(call, agent, now)
+            out.append(self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=agent.id,
+                                    cands=[Candidate(agent.id, score, agent.idle_since)], eligible=1, group=g,
+                                    note="the waiting call this agent serves best (priority, then wait)"))
+        if not agent.routable:
+            self._index.agent_leaves(agent.id)
+        return out
+
+    def _withdraw(self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str) -> list[Decision]:
+        """Take a pending offer back from an agent; re-route the call, free the agent."""
+        call.excluded.add(agent.id)
+        self._excluded_by[call.id] = call.excluded
+        del agent.slots[call.id]
+        agent.idle_since = now
+        self._record(call, now, kind, trigger, agent_id=agent.id)
+        call.state = CallState.WAITING
+        call.agent_id = None
+        call.offered_at = None
+        spec = self.policy.queues[call.queue]
+        out: list[Decision] = []
+        if spec.max_wait_seconds is not None and now - call.queue_entered_at >= spec.max_wait_seconds:
+            out += self._overflow(call, now)
+        else:
+            # catch up on relaxation steps that came due during the offer
+            while call.step < len(spec.relax) and now - call.queue_entered_at >= spec.relax[call.step].after_seconds:
+                call.step += 1
+            out.append(self._route(call, now, trigger))
+        out += self._agent_free(agent, now, trigger)
+        return out
+
+    def _relax(self, call: Call, step: int, now: float) -> list[Decision]:
+        if step <= call.step:
+            return []
+        old = self._req_of(call)
+        call.step = step
+        if call.state is not CallState.WAITING:
+            return []
+        new = self._req_of(call)
+        if new == old:
+            return []
+        self._index.call_leaves(call.id)
+        return [self._route(call, now, "relax")]
+
+    def _overflow(self, call: Call, now: float) -> list[Decision]:
+        spec = self.policy.queues[call.queue]
+        target = spec.overflow_queue
+        if target is None:
+            return []
+        self._index.call_leaves(call.id)
+        self._waiting[call.queue].discard(call.id)
+        self._counters[call.queue].overflowed += 1
+        old = call.queue
+        call.queue = target
+        call.skills = dict(self.policy.queues[target].skills)
+        call.step = 0
+        call.queue_entered_at = now
+        self._counters[target].offered += 1
+        self._schedule_queue_timers(call)
+        return [self._route(call, now, "overflow", note=f"overflowed from {old} after "
+                            f"{spec.max_wait_seconds:g} s")]
+
+    def _schedule_queue_timers(self, call: Call) -> None:
+        spec = self.policy.queues[call.queue]
+        t0 = call.queue_entered_at
+        for i, st in enumerate(spec.relax, start=1):
+            if i > call.step:
+                self._push_timer(t0 + st.after_seconds, _RELAX, call.id, str(i), t0)
+        if spec.max_wait_seconds is not None and spec.overflow_queue is not None:
+            self._push_timer(t0 + spec.max_wait_seconds, _OVERFLOW, call.id, "", t0)
+
+    def _push_timer(self, due: float, kind: str, a: str, b: str, stamp: float) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (due, self._timer_seq, kind, a, b, stamp))
+
+    def _timer_valid(self, t: tuple[float, int, str, str, str, float]) -> bool:
+        _, _, kind, a, b, stamp = t
+        if kind == _WRAP:
+            agent = self.agents.get(a)
+            return agent is not None and agent.wrap_until.get(b) == stamp
+        call = self.calls.get(a)
+        if call is None:
+            return False
+        if kind == _OFFER:
+            return call.state is CallState.RESERVED and call.agent_id == b and call.offered_at == stamp
+        if call.queue_entered_at != stamp:
+            return False  # the call moved to another queue since
+        if kind == _RELAX:
+            return int(b) > call.step and call.state in (CallState.WAITING, CallState.RESERVED)
+        return call.state is CallState.WAITING  # overflow
+
+    def _end_wrap(self, agent: Agent, call_id: str) -> None:
+        agent.slots.pop(call_id, None)
+        agent.wrap_until.pop(call_id, None)
+
+    def _batch(self, agents: list[Agent], _calls: None, now: float, trigger: str) -> list[Decision]:
+        """Assign waiting calls to these (routable) agents optimally; the rest join the index."""
+        agents = [a for a in agents if a.routable]
+        for a in agents:
+            self._index.agent_leaves(a.id)
+        edges: dict[str, dict[str, float]] = {}
+        keys: dict[str, tuple[float, float, int]] = {}
+        groups: dict[str, Group] = {}
+        for a in agents:
+            for g, score in self._index.groups_of(a):
+                if not g.live_calls:
+                    continue
+                for key, cid, _ in self._index.waiting_in(g):
+                    if a.id in self.calls[cid].excluded:
+                        continue
+                    edges.setdefault(cid, {})[a.id] = score
+                    keys[cid] = key
+                    groups[cid] = g
+        order = sorted(edges, key=keys.__getitem__)
+        idle = {a.id: -a.idle_since for a in agents}
+        ranks = {aid: r for r, aid in enumerate(sorted(idle, key=lambda x: (idle[x], x)))}
+        result = solve_batch(order, {a.id: a.capacity - a.load for a in agents}, edges, ranks)
+        out: list[Decision] = []
+        for cid in result.served:
+            aid = result.pairs[cid]
+            call = self.calls[cid]
+            cands = sorted((Candidate(x, s, self.agents[x].idle_since) for x, s in edges[cid].items()),
+                           key=lambda c: (-c.score, c.idle_since, c.agent_id))
+            chosen = next(c for c in cands if c.agent_id == aid)
+            runner = [c for c in cands if c.agent_id != aid][:_TOP_K - 1]
+            self._reserve(call, self.agents[aid], now)
+            out.append(self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=aid,
+                                    cands=[chosen, *runner], eligible=len(cands), group=groups[cid],
+                                    note=f"batch of {len(agents)} agents and {len(order)} calls, optimal"))
+        for a in agents:
+            if a.routable and not self._index.is_free(a.id):
+                self._index.agent_joins(a)
+            self._refresh_state(a, now)
+        return out

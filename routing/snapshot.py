@@ -1,0 +1,83 @@
+"""Snapshots of a router as plain data, and the consistency check used after a restore.
+
+A snapshot holds agents, calls, counters and decision history; the indexes and
+timers are derived again from them on restore, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from routing.errors import InvalidTransitionError
+from routing.models import Agent, Call, CallState, Decision, SlotState
+from routing.policy import parse_policy
+from routing.stats import QueueCounters
+
+if TYPE_CHECKING:
+    from routing.router import Router
+
+R = TypeVar("R", bound="Router")
+
+def to_dict(r: Router) -> dict[str, Any]:
+    """The router's whole state as plain data (JSON-able)."""
+    return {
+        "policy": r.policy.model_dump(mode="json"),
+        "agents": [a.as_dict() for a in r.agents.values()],
+        "calls": [c.as_dict() for c in r.calls.values()],
+        "seq": r._seq,
+        "call_seq": r._call_seq,
+        "counters": {q: c.as_dict() for q, c in r._counters.items()},
+        "history": {k: [d.as_dict() for d in v] for k, v in r._history.items()},
+        "finished": list(r._finished),
+    }
+
+
+
+def from_dict(cls: type[R], data: Mapping[str, Any], *, history_limit: int = 10_000,
+              record_decisions: bool = True) -> R:
+    """Rebuild a router from :func:`to_dict` output; indexes and timers are re-derived
+    from the agents and calls, so a snapshot holds no derived state."""
+    r = cls(parse_policy(data["policy"], "<snapshot policy>"), history_limit=history_limit,
+            record_decisions=record_decisions)
+    r._seq = data["seq"]
+    r._call_seq = data["call_seq"]
+    stranded = sorted({c["queue"] for c in data["calls"]} - set(r.policy.queues))
+    if stranded:
+        raise InvalidTransitionError(
+            f"snapshot: calls wait in queue(s) {', '.join(stranded)} that the policy no longer "
+            "declares; keep those queues until the calls are done"
+        )
+    for q, c in data["counters"].items():
+        if q in r._counters:  # statistics of a queue dropped from the policy are dropped too
+            r._counters[q] = QueueCounters.from_dict(c)
+    for k, v in data["history"].items():
+        r._history[k] = [Decision.from_dict(d) for d in v]
+    for k in data["finished"]:
+        r._finished[k] = None
+    for ad in data["agents"]:
+        a = Agent.from_dict(ad)
+        r.agents[a.id] = a
+    for cd in data["calls"]:
+        c = Call.from_dict(cd)
+        c.step = min(c.step, len(r.policy.queues[c.queue].relax))  # the policy may have fewer steps
+        r.calls[c.id] = c
+    r._rearm()
+    return r
+
+
+def check_invariants(r: Router) -> None:
+    """Raise AssertionError if the router's state is inconsistent."""
+    for a in r.agents.values():
+        assert a.load <= a.capacity, f"agent {a.id}: {a.load} slots > capacity {a.capacity}"
+        for cid, s in a.slots.items():
+            if s is SlotState.WRAP_UP:
+                continue
+            c = r.calls.get(cid)
+            assert c is not None and c.agent_id == a.id, f"agent {a.id}: slot {cid} not its call"
+        assert r._index.is_free(a.id) == a.routable, f"agent {a.id}: index disagrees"
+    for c in r.calls.values():
+        if c.state in (CallState.RESERVED, CallState.CONNECTED):
+            want = SlotState.RESERVED if c.state is CallState.RESERVED else SlotState.BUSY
+            assert r.agents[c.agent_id].slots.get(c.id) is want, f"call {c.id}: agent slot"  # type: ignore[index]
+        assert r._index.is_waiting(c.id) == (c.state is CallState.WAITING), f"call {c.id}: index"

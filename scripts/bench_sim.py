@@ -1,0 +1,315 @@
+#!/usr/bin/env python
+"""Benchmark of the staffing simulator.
+
+Simulates the textbook single-skill scenario (1000 calls/h, AHT 180 s, mean
+patience 120 s, 55 agents; 200,000 calls by default, as replications of
+``--calls / --replications`` calls each) three ways, on the same traffic law:
+
+* ours: ``simulation`` with the production router (``routing``), one process and
+  all cores (replications in parallel);
+* plain SimPy: an idiomatic process-per-call model written below;
+* Ciw (benchmark-only dependency).
+
+Then (unless ``--quick``) the 12-hour, 500-agent, 20-skill day of
+``scenarios/center_500x20.yaml`` and the Wallace-Whitt (2005) cross-training
+comparison. ``--json`` prints one JSON object.
+
+Usage: ``PYTHONPATH=. python scripts/bench_sim.py [--calls N] [--json] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from simulation.erlang import erlang_a_metrics
+from simulation.runner import run_scenario
+from simulation.scenario import load_scenario, parse_scenario
+
+RATE_PER_HOUR = 1000.0
+AHT = 180.0
+PATIENCE = 120.0
+AGENTS = 55
+THRESHOLD = 20.0
+
+
+def textbook(calls: int, replications: int, seed: int = 7):
+    hours = calls / replications / RATE_PER_HOUR
+    return parse_scenario(
+        {
+            "arrivals": {"rate_per_hour": RATE_PER_HOUR},
+            "duration_hours": hours,
+            "handle_time": {"distribution": "exponential", "mean_seconds": AHT},
+            "patience": {"distribution": "exponential", "mean_seconds": PATIENCE},
+            "agents": [{"count": AGENTS}],
+            "service_level_seconds": THRESHOLD,
+            "replications": replications,
+            "seed": seed,
+        },
+        source="<bench textbook>",
+    )
+
+
+def bench_ours(calls: int, replications: int, workers: int) -> dict:
+    sc = textbook(calls, replications)
+    t0 = time.perf_counter()
+    res = run_scenario(sc, workers=workers)
+    dt = time.perf_counter() - t0
+    return {
+        "calls": res.calls,
+        "seconds": dt,
+        "calls_per_s": res.calls / dt,
+        "service_level": res.summary["service_level"]["mean"],
+        "abandon_rate": res.summary["abandon_rate"]["mean"],
+        "asa_seconds": res.summary["asa_seconds"]["mean"],
+    }
+
+
+class _TimedPort:
+    """Wraps the live router port and adds up the time spent inside it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        for name in ("login", "logout", "enqueue", "complete", "abandon", "next_deadline", "tick"):
+            setattr(self, name, self._timed(getattr(inner, name)))
+
+    def _timed(self, fn):
+        clock = time.perf_counter
+
+        def call(*args):
+            t0 = clock()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds += clock() - t0
+
+        return call
+
+
+def router_share(calls: int = 50_000) -> dict:
+    """Share of our run time spent inside the production router (adapter included)."""
+    from simulation.engine import simulate_plan
+    from simulation.live_router import LiveRouter
+    from simulation.roster import build_roster
+    from simulation.traffic import draw_plan
+
+    sc = textbook(calls, 2)
+    plan = draw_plan(sc, np.random.default_rng(1))
+    roster = build_roster(sc)
+    port = _TimedPort(LiveRouter(sc, plan, roster))
+    t0 = time.perf_counter()
+    simulate_plan(sc, plan, roster, port)  # type: ignore[arg-type]
+    total = time.perf_counter() - t0
+    return {"calls": plan.size, "seconds": total, "router_seconds": port.seconds,
+            "router_share": port.seconds / total,
+            "calls_per_s_without_router": plan.size / max(total - port.seconds, 1e-9)}
+
+
+def simpy_model(n_calls: int, seed: int) -> dict:
+    """Idiomatic SimPy M/M/c+M: one process per caller, a Resource for the agents."""
+    import simpy
+
+    rng = np.random.default_rng(seed)
+    inter = rng.exponential(3600.0 / RATE_PER_HOUR, n_calls)
+    service = rng.exponential(AHT, n_calls)
+    patience = rng.exponential(PATIENCE, n_calls)
+    env = simpy.Environment()
+    agents = simpy.Resource(env, capacity=AGENTS)
+    waits: list[float] = []
+    abandoned = [0]
+
+    def caller(i: int):
+        arrived = env.now
+        with agents.request() as req:
+            got = yield req | env.timeout(patience[i])
+            if req in got:
+                waits.append(env.now - arrived)
+                yield env.timeout(service[i])
+            else:
+                abandoned[0] += 1
+
+    def source():
+        for i in range(n_calls):
+            yield env.timeout(inter[i])
+            env.process(caller(i))
+
+    env.process(source())
+    env.run()
+    w = np.asarray(waits)
+    return {"answered_within": int((w <= THRESHOLD).sum()), "abandoned": abandoned[0], "offered": n_calls,
+            "wait_sum": float(w.sum()), "answered": int(w.size)}
+
+
+def bench_simpy(calls: int, replications: int) -> dict:
+    per = calls // replications
+    t0 = time.perf_counter()
+    outs = [simpy_model(per, 1000 + k) for k in range(replications)]
+    dt = time.perf_counter() - t0
+    offered = sum(o["offered"] for o in outs)
+    return {
+        "calls": offered,
+        "seconds": dt,
+        "calls_per_s": offered / dt,
+        "service_level": sum(o["answered_within"] for o in outs) / offered,
+        "abandon_rate": sum(o["abandoned"] for o in outs) / offered,
+        "asa_seconds": sum(o["wait_sum"] for o in outs) / sum(o["answered"] for o in outs),
+    }
+
+
+def bench_ciw(calls: int, replications: int) -> dict:
+    import ciw
+
+    hours = calls / replications / RATE_PER_HOUR
+    t0 = time.perf_counter()
+    offered = within = aband = answered = 0
+    wait_sum = 0.0
+    for k in range(replications):
+        net = ciw.create_network(
+            arrival_distributions=[ciw.dists.Exponential(rate=RATE_PER_HOUR / 3600.0)],
+            service_distributions=[ciw.dists.Exponential(rate=1.0 / AHT)],
+            number_of_servers=[AGENTS],
+            reneging_time_distributions=[ciw.dists.Exponential(rate=1.0 / PATIENCE)],
+        )
+        ciw.seed(2000 + k)
+        q = ciw.Simulation(net)
+        q.simulate_until_max_time(hours * 3600.0)
+        recs = q.get_all_records()
+        served = [r for r in recs if r.record_type == "service"]
+        reneged = [r for r in recs if r.record_type == "renege"]
+        waits = np.asarray([r.waiting_time for r in served])
+        answered += len(served)
+        aband += len(reneged)
+        offered += len(served) + len(reneged)
+        within += int((waits <= THRESHOLD).sum())
+        wait_sum += float(waits.sum())
+    dt = time.perf_counter() - t0
+    return {
+        "calls": offered,
+        "seconds": dt,
+        "calls_per_s": offered / dt,
+        "service_level": within / max(offered, 1),
+        "abandon_rate": aband / max(offered, 1),
+        "asa_seconds": wait_sum / max(answered, 1),
+    }
+
+
+def bench_center(workers: int) -> dict:
+    sc = load_scenario(ROOT / "scenarios" / "center_500x20.yaml")
+    t0 = time.perf_counter()
+    res = run_scenario(sc, workers=workers)
+    dt = time.perf_counter() - t0
+    reps = len(res.replications)
+    return {
+        "scenario": "scenarios/center_500x20.yaml",
+        "replications": reps,
+        "calls_per_replication": res.calls / reps,
+        "seconds_total": dt,
+        "seconds_per_day": max(r.seconds for r in res.replications),
+        "service_level": res.summary["service_level"],
+        "abandon_rate": res.summary["abandon_rate"],
+        "occupancy": res.summary["occupancy"],
+    }
+
+
+def wallace_whitt(workers: int, replications: int = 6, hours: float = 6.0) -> dict:
+    """6 call types, 90 agents: 1, 2 (chained), 3 and 6 skills per agent, same head count."""
+    types = [f"t{k}" for k in range(6)]
+    rate = 0.95 * 90 * 3600.0 / 300.0 / 6  # per type: 95% offered load per agent
+    out = {}
+    for depth in (1, 2, 3, 6):
+        groups = []
+        for k in range(6):
+            skills = {types[(k + j) % 6]: (5 if j == 0 else 3) for j in range(depth)}
+            groups.append({"name": f"primary_{types[k]}", "count": 15, "skills": skills})
+        sc = parse_scenario(
+            {
+                "arrivals": {"rate_per_hour": rate * 6},
+                "duration_hours": hours,
+                "warmup_minutes": 30,
+                "intents": [{"name": t, "share": 1.0} for t in types],
+                "handle_time": {"distribution": "exponential", "mean_seconds": 300.0},
+                "patience": {"distribution": "exponential", "mean_seconds": 300.0},
+                "agents": groups,
+                "service_level_seconds": 20.0,
+                "replications": replications,
+                "seed": 11,
+            },
+            source=f"<wallace-whitt {depth} skills>",
+        )
+        res = run_scenario(sc, workers=workers)
+        out[f"{depth}_skills"] = {
+            k: {kk: round(v, 4) for kk, v in res.summary[k].items() if kk != "n"}
+            for k in ("service_level", "asa_seconds", "abandon_rate", "p_wait", "occupancy")
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=200_000)
+    ap.add_argument("--replications", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="only the three-way speed comparison")
+    ap.add_argument("--no-ciw", action="store_true")
+    args = ap.parse_args(argv)
+    cores = os.cpu_count() or 1
+
+    report: dict = {"calls": args.calls, "replications": args.replications, "cores": cores}
+    ours1 = bench_ours(args.calls, args.replications, workers=1)
+    ours = bench_ours(args.calls, args.replications, workers=cores)
+    simpy = bench_simpy(args.calls, args.replications)
+    report["ours_one_core"] = ours1
+    report["ours_all_cores"] = ours
+    report["simpy"] = simpy
+    report["ours_calls_per_s"] = ours["calls_per_s"]
+    report["ours_one_core_calls_per_s"] = ours1["calls_per_s"]
+    report["simpy_calls_per_s"] = simpy["calls_per_s"]
+    report["ours_vs_simpy"] = ours["calls_per_s"] / simpy["calls_per_s"]
+    report["ours_one_core_vs_simpy"] = ours1["calls_per_s"] / simpy["calls_per_s"]
+    if not args.no_ciw:
+        ciw_r = bench_ciw(args.calls, args.replications)
+        report["ciw"] = ciw_r
+        report["ciw_calls_per_s"] = ciw_r["calls_per_s"]
+        report["ours_vs_ciw"] = ours["calls_per_s"] / ciw_r["calls_per_s"]
+        report["ours_one_core_vs_ciw"] = ours1["calls_per_s"] / ciw_r["calls_per_s"]
+    report["router_time"] = router_share()
+    theory = erlang_a_metrics(AGENTS, RATE_PER_HOUR, AHT, PATIENCE, THRESHOLD)
+    report["erlang_a"] = {"service_level": theory.service_level, "abandon_rate": theory.abandon_rate,
+                          "asa_seconds": theory.asa_seconds}
+    if not args.quick:
+        report["center_500x20"] = bench_center(cores)
+        report["wallace_whitt"] = wallace_whitt(cores)
+
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"ours (all {cores} cores) {ours['calls_per_s']:>10,.0f} calls/s")
+        print(f"ours (one core)    {ours1['calls_per_s']:>10,.0f} calls/s")
+        print(f"plain SimPy        {simpy['calls_per_s']:>10,.0f} calls/s")
+        if "ciw" in report:
+            print(f"Ciw                {report['ciw_calls_per_s']:>10,.0f} calls/s")
+            print(f"ours / Ciw = {report['ours_vs_ciw']:.1f}x, ours / SimPy = {report['ours_vs_simpy']:.2f}x")
+        rt = report["router_time"]
+        print(f"time inside the router: {rt['router_share']:.0%}; the loop alone would run "
+              f"{rt['calls_per_s_without_router']:,.0f} calls/s")
+        if "center_500x20" in report:
+            c = report["center_500x20"]
+            print(f"500 agents, 20 skills, 12 h: {c['seconds_per_day']:.1f} s per simulated day")
+            for k, v in report["wallace_whitt"].items():
+                print(f"Wallace-Whitt {k}: SL {v['service_level']['mean']:.1%}, "
+                      f"ASA {v['asa_seconds']['mean']:.1f} s, abandon {v['abandon_rate']['mean']:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

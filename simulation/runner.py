@@ -1,0 +1,168 @@
+"""Running a scenario: replications (on all cores), each a fresh router and caller plan.
+
+Replication ``k`` draws from ``SeedSequence(seed).spawn(R)[k]``, so results do not
+depend on how many processes run them: same seed, same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+import numpy as np
+
+from simulation.confidence import mean_ci
+from simulation.engine import RouterFactory, simulate_plan
+from simulation.kpis import intent_interval_counts, interval_kpis, replication_kpis
+from simulation.records import Replication
+from simulation.roster import build_roster
+from simulation.scenario import Scenario
+from simulation.traffic import draw_plan, read_call_log
+
+__all__ = ["ReplicationResult", "RunResult", "default_router", "run_replication", "run_scenario"]
+
+
+def default_router(scenario, plan, roster):  # type: ignore[no-untyped-def]
+    """The production router (``routing.router.Router``) behind the simulator's port."""
+    from simulation.live_router import LiveRouter
+
+    return LiveRouter(scenario, plan, roster)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationResult:
+    """KPIs of one replication: whole window, per interval, and a sample of waits."""
+
+    index: int
+    kpis: dict[str, float]
+    intervals: list[dict[str, float]]
+    answered_waits: np.ndarray
+    calls: int
+    events: int
+    seconds: float
+    intent_counts: np.ndarray | None = None  # (intent, interval, [queued, within T, abandoned])
+
+
+@dataclass(slots=True)
+class RunResult:
+    """All replications of a scenario and the summary with 95% confidence intervals."""
+
+    scenario: Scenario
+    replications: list[ReplicationResult]
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    intervals: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        names = self.replications[0].kpis.keys()
+        self.summary = {k: mean_ci(r.kpis[k] for r in self.replications) for k in names}
+        n_int = len(self.replications[0].intervals)
+        self.intervals = [
+            {k: mean_ci(r.intervals[j][k] for r in self.replications) for k in self.replications[0].intervals[j]}
+            for j in range(n_int)
+        ]
+
+    @property
+    def calls(self) -> int:
+        return sum(r.calls for r in self.replications)
+
+
+def simulate_replication(
+    scenario: Scenario, index: int, router_factory: RouterFactory | None = None, log=None
+) -> Replication:
+    """Run replication ``index`` of ``scenario`` and keep its full records."""
+    seeds = np.random.SeedSequence(scenario.seed).spawn(scenario.replications)
+    rng = np.random.default_rng(seeds[index])
+    plan = draw_plan(scenario, rng, log)
+    roster = build_roster(scenario)
+    router = (router_factory or default_router)(scenario, plan, roster)
+    calls, spans, events = simulate_plan(scenario, plan, roster, router)
+    return Replication(
+        index=index,
+        calls=calls,
+        agents=spans,
+        horizon=scenario.horizon_seconds,
+        warmup=scenario.warmup_minutes * 60.0,
+        interval=scenario.interval_seconds,
+        events=events,
+    )
+
+
+def run_replication(
+    scenario: Scenario,
+    index: int,
+    router_factory: RouterFactory | None = None,
+    log=None,
+    by_intent: bool = False,
+) -> ReplicationResult:
+    """Run replication ``index`` and reduce it to KPIs (``by_intent``: also per intent and interval)."""
+    import time
+
+    t0 = time.perf_counter()
+    rep = simulate_replication(scenario, index, router_factory, log)
+    t = scenario.service_level_seconds
+    kpis = replication_kpis(rep.calls, rep.agents, t, rep.warmup, rep.horizon)
+    ints = interval_kpis(rep.calls, rep.agents, t, rep.interval, rep.horizon)
+    calls = rep.calls
+    ans = ~np.isnan(calls.answered_at) & (calls.arrival >= rep.warmup)
+    waits = (calls.answered_at - calls.queued_at)[ans]
+    counts = None
+    if by_intent:
+        n_int = int(calls.intent.max()) + 1 if calls.size else 1
+        counts = intent_interval_counts(calls, t, rep.interval, rep.horizon, max(n_int, len(scenario.intent_list)))
+    return ReplicationResult(
+        index, kpis, ints, waits.astype(np.float32), calls.size, rep.events, time.perf_counter() - t0, counts
+    )
+
+
+def _preflight(scenario: Scenario, log, router_factory) -> None:  # type: ignore[no-untyped-def]
+    """Fail fast, in this process, on what every replication would trip over (policy, roster)."""
+    if router_factory is not None:
+        return
+    from simulation.live_router import LiveRouter
+
+    plan = draw_plan(scenario.model_copy(update={"duration_hours": 1e-6}), np.random.default_rng(0), log)
+    LiveRouter(scenario, plan, build_roster(scenario))
+
+
+def _worker(args: tuple) -> ReplicationResult:
+    scenario, index, factory, log, by_intent = args
+    return run_replication(scenario, index, factory, log, by_intent)
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    workers: int | None = None,
+    router_factory: RouterFactory | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    by_intent: bool = False,
+) -> RunResult:
+    """Run every replication (``workers`` processes; default all cores) and summarise."""
+    import time
+
+    t0 = time.perf_counter()
+    log = None
+    if scenario.arrivals.replay is not None:
+        log = read_call_log(scenario.resolve(scenario.arrivals.replay))
+    _preflight(scenario, log, router_factory)
+    n = scenario.replications
+    workers = max(1, min(n, workers if workers is not None else (os.cpu_count() or 1)))
+    jobs = [(scenario, k, router_factory, log, by_intent) for k in range(n)]
+    results: list[ReplicationResult] = []
+    if workers == 1:
+        for k, job in enumerate(jobs):
+            results.append(_worker(job))
+            if progress:
+                progress(k + 1, n)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+            for k, res in enumerate(pool.map(_worker, jobs)):
+                results.append(res)
+                if progress:
+                    progress(k + 1, n)
+    results.sort(key=lambda r: r.index)
+    return RunResult(scenario, results, wall_seconds=time.perf_counter() - t0)

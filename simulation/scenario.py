@@ -1,0 +1,296 @@
+"""What a scenario file describes: traffic, callers, agents and targets (no running here).
+
+The minimal single-skill form of a textbook exercise is accepted as it is::
+
+    arrivals: {rate_per_hour: 1000}
+    duration_hours: 8
+    handle_time: {distribution: exponential, mean_seconds: 180}
+    patience: {distribution: exponential, mean_seconds: 120}
+    agents: [{count: 55}]
+    service_level_seconds: 20
+    replications: 10
+    seed: 7
+
+The full form adds per-interval arrival rates or a replayed call log, intents with
+required skills, their own handle-time law, IVR time, self-service containment and
+recognition accuracy, agent groups with skills, proficiency, shifts and costs,
+wrap-up time, callbacks and the routing policy file. ``load_scenario`` reads a
+file and raises :class:`~simulation.errors.ScenarioError` naming file and field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulation.errors import ScenarioError
+
+__all__ = [
+    "DEFAULT_SKILL",
+    "AgentGroup",
+    "Arrivals",
+    "Callbacks",
+    "Distribution",
+    "Intent",
+    "Scenario",
+    "Shift",
+    "load_scenario",
+    "parse_scenario",
+    "scenario_json_schema",
+]
+
+DEFAULT_SKILL = "default"
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Model):
+    """A law of durations in seconds.
+
+    ``exponential`` needs ``mean_seconds``; ``lognormal`` and ``gamma`` need
+    ``mean_seconds`` and ``cv`` (standard deviation / mean); ``deterministic``
+    needs ``mean_seconds``; ``empirical`` resamples ``values_seconds``.
+    """
+
+    distribution: Literal["exponential", "lognormal", "gamma", "deterministic", "empirical"] = (
+        "exponential"
+    )
+    mean_seconds: PositiveSeconds | None = None
+    cv: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    values_seconds: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Distribution:
+        if self.distribution == "empirical":
+            if not self.values_seconds:
+                raise ValueError("empirical needs a non-empty values_seconds list")
+        elif self.mean_seconds is None:
+            raise ValueError(f"{self.distribution} needs mean_seconds")
+        if self.distribution in ("lognormal", "gamma") and self.cv is None:
+            raise ValueError(f"{self.distribution} needs cv (standard deviation / mean)")
+        return self
+
+    @property
+    def mean(self) -> float:
+        if self.distribution == "empirical":
+            assert self.values_seconds
+            return sum(self.values_seconds) / len(self.values_seconds)
+        assert self.mean_seconds is not None
+        return self.mean_seconds
+
+
+class Arrivals(_Model):
+    """Exactly one of: a constant Poisson rate, per-interval Poisson rates, a call-log CSV.
+
+    ``replay`` is a path relative to the scenario file; its CSV has ``arrival_time``
+    (ISO 8601 or seconds from the start), ``intent`` or ``skills`` (``;``-separated)
+    and ``handle_seconds``, optionally ``patience_seconds``.
+    """
+
+    rate_per_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    rates_per_hour: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    interval_minutes: Literal[15, 30, 60] = 30
+    replay: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Arrivals:
+        given = [x is not None for x in (self.rate_per_hour, self.rates_per_hour, self.replay)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of rate_per_hour, rates_per_hour, replay")
+        if self.rates_per_hour is not None and not self.rates_per_hour:
+            raise ValueError("rates_per_hour is empty")
+        return self
+
+
+class Intent(_Model):
+    """One reason for calling, and how such callers travel through IVR and queues."""
+
+    name: Annotated[str, Field(min_length=1)]
+    share: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    skills: list[str] | None = None  # required skills; default: [name]
+    handle_time: Distribution | None = None  # default: the scenario's handle_time
+    queue: str | None = None  # routing-policy queue; default: the intent's name
+    priority: int = 0
+    ivr_seconds: Annotated[float, Field(ge=0)] = 0.0
+    containment: Share = 0.0  # share resolved by self-service, never queued
+    recognition_accuracy: Share = 1.0  # else routed to another intent's skills, then transferred
+
+    @property
+    def required_skills(self) -> tuple[str, ...]:
+        return tuple(self.skills) if self.skills else (self.name,)
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or self.name
+
+
+class Shift(_Model):
+    """Hours (from the start of the simulated day) an agent group is logged in."""
+
+    start_hour: Annotated[float, Field(ge=0)] = 0.0
+    end_hour: Annotated[float, Field(gt=0)] = math.inf
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Shift:
+        if self.end_hour <= self.start_hour:
+            raise ValueError("end_hour must be after start_hour")
+        return self
+
+
+class AgentGroup(_Model):
+    """Agents alike in skills and shift.
+
+    ``skills`` maps a skill to a proficiency 1-5 (a list means proficiency 3 each);
+    default is the one skill of a single-skill scenario. ``counts_per_interval``
+    overrides ``count`` interval by interval (what ``ivr staff`` writes).
+    """
+
+    name: str | None = None
+    count: Annotated[int, Field(ge=0)] = 0
+    counts_per_interval: list[Annotated[int, Field(ge=0)]] | None = None
+    skills: dict[str, Annotated[int, Field(ge=1, le=5)]] | list[str] | None = None
+    shift: Shift = Shift()
+    cost_per_hour: Annotated[float, Field(ge=0)] | None = None
+    wrap_up_seconds: Annotated[float, Field(ge=0)] | None = None  # default: the scenario's
+
+    @property
+    def skill_levels(self) -> dict[str, int]:
+        if self.skills is None:
+            return {DEFAULT_SKILL: 3}
+        if isinstance(self.skills, list):
+            return {s: 3 for s in self.skills}
+        return dict(self.skills)
+
+
+class Callbacks(_Model):
+    """Offer a callback (keeping the caller's place in line) after a wait."""
+
+    offer_after_seconds: PositiveSeconds
+    accept_share: Share
+
+
+class Scenario(_Model):
+    """A planning scenario. Times in seconds unless the field name says hours/minutes."""
+
+    arrivals: Arrivals
+    duration_hours: Annotated[float, Field(gt=0, le=24 * 31)]
+    handle_time: Distribution | None = None
+    patience: Distribution | None = None  # None: callers never hang up
+    agents: Annotated[list[AgentGroup], Field(min_length=1)]
+    service_level_seconds: Annotated[float, Field(ge=0)] = 20.0
+    replications: Annotated[int, Field(ge=2, le=10_000)] = 10
+    seed: int = 0
+    interval_minutes: Literal[15, 30, 60] | None = None  # default: arrivals.interval_minutes
+    warmup_minutes: Annotated[float, Field(ge=0)] = 0.0
+    intents: list[Intent] | None = None
+    wrap_up_seconds: Annotated[float, Field(ge=0)] = 0.0
+    proficiency_speed: dict[Annotated[int, Field(ge=1, le=5)], PositiveSeconds] = Field(
+        default_factory=lambda: {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0}
+    )
+    transfer_seconds: Annotated[float, Field(ge=0)] = 60.0
+    callbacks: Callbacks | None = None
+    routing_policy: str | None = None  # path of the routing policy file
+    cost_per_agent_hour: Annotated[float, Field(ge=0)] = 0.0
+    base_dir: str = Field(default=".", exclude=True)
+    source: str = Field(default="<scenario>", exclude=True)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Scenario:
+        if self.intents is None and self.handle_time is None and self.arrivals.replay is None:
+            raise ValueError("give handle_time (or intents each with handle_time)")
+        if self.intents is not None:
+            names = [i.name for i in self.intents]
+            if len(set(names)) != len(names):
+                raise ValueError("intent names must be unique")
+            for i in self.intents:
+                if i.handle_time is None and self.handle_time is None:
+                    raise ValueError(f"intent {i.name!r} has no handle_time and no default")
+        needed = {s for i in self.intents for s in i.required_skills} if self.intents else set()
+        if not self.intents and self.arrivals.replay is None:
+            needed = {DEFAULT_SKILL}
+        have = {s for g in self.agents for s in g.skill_levels}
+        missing = sorted(needed - have)
+        if missing:
+            raise ValueError(f"no agent group has skill(s) {missing}")
+        for g in self.agents:
+            if g.counts_per_interval is not None and len(g.counts_per_interval) != self.n_intervals:
+                raise ValueError(
+                    f"group {g.name or '?'}: counts_per_interval has {len(g.counts_per_interval)}"
+                    f" entries, the day has {self.n_intervals} intervals"
+                )
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return 60.0 * (self.interval_minutes or self.arrivals.interval_minutes)
+
+    @property
+    def horizon_seconds(self) -> float:
+        return self.duration_hours * 3600.0
+
+    @property
+    def n_intervals(self) -> int:
+        return max(1, math.ceil(self.horizon_seconds / self.interval_seconds - 1e-9))
+
+    @property
+    def intent_list(self) -> list[Intent]:
+        """Intents, with the single-skill form mapped to one intent needing ``default``."""
+        if self.intents:
+            return list(self.intents)
+        return [Intent(name=DEFAULT_SKILL, skills=[DEFAULT_SKILL])]
+
+    def group_name(self, index: int) -> str:
+        return self.agents[index].name or f"group{index + 1}"
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc if not str(x).startswith("function-"))
+
+
+def parse_scenario(data: Any, *, source: str = "<scenario>", base_dir: str = ".") -> Scenario:
+    """Validate a mapping as a scenario; errors name ``source`` and the field."""
+    if not isinstance(data, dict):
+        raise ScenarioError(source, "", "a scenario must be a mapping")
+    try:
+        return Scenario.model_validate({**data, "source": source, "base_dir": base_dir})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field_path(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ScenarioError(source, field, msg) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML (or JSON) file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(str(p), "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(str(p), "", f"not valid YAML: {exc}") from None
+    return parse_scenario(data, source=str(p), base_dir=str(p.parent))
+
+
+def scenario_json_schema() -> str:
+    """The published JSON Schema of scenario files."""
+    schema = Scenario.model_json_schema(mode="validation")
+    for hidden in ("base_dir", "source"):
+        schema.get("properties", {}).pop(hidden, None)
+    return json.dumps(schema, indent=2)
