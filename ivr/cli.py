@@ -223,20 +223,13 @@ def _flows_check(args: argparse.Namespace) -> int:
 
 
 def _check_policy(folder: Path) -> list[str]:
-    """The routing policy beside the flows (``routing.yaml``), checked too."""
-    path = folder / "routing.yaml"
-    if not path.is_file():
-        return []
-    try:
-        from routing.errors import PolicyError
-        from routing.policy import load_policy
-    except ImportError:  # the routing package is optional for flow checks
-        return []
-    try:
-        load_policy(path)
-    except PolicyError as exc:
-        return list(exc.problems)
-    return []
+    """The routing policy beside the flows (``routing.yaml``), and the flows' route nodes
+    against it, checked too."""
+    from ivr.flows import load_flows
+    from ivr.live_routing import check_policy_file
+
+    flows, _ = load_flows(folder)
+    return check_policy_file(folder, flows)
 
 
 def _flows_graph(args: argparse.Namespace) -> int:

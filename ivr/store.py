@@ -131,16 +131,17 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
-        conn = self._conn()
+        conn = self.connection()
         conn.executescript(SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        # One connection per thread and process: a forked worker must not reuse its parent's.
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (one per thread and process: a forked worker must not
+        reuse its parent's)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(self.path, isolation_level=None,
+                                       timeout=self._busy_ms / 1000, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
@@ -151,7 +152,7 @@ class SQLiteStore:
 
     @contextmanager
     def transaction(self, call_id: str) -> Iterator[_SQLiteRecord]:
-        conn = self._conn()
+        conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -168,23 +169,23 @@ class SQLiteStore:
             conn.execute("COMMIT")
 
     def get_session(self, call_id: str) -> Session | None:
-        row = self._conn().execute("SELECT session FROM sessions WHERE call_id=?",
+        row = self.connection().execute("SELECT session FROM sessions WHERE call_id=?",
                                    (call_id,)).fetchone()
         return Session.from_json(row[0]) if row else None
 
     def route_request(self, call_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute("SELECT request FROM route_requests WHERE call_id=?",
+        row = self.connection().execute("SELECT request FROM route_requests WHERE call_id=?",
                                    (call_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
-        rows = self._conn().execute("SELECT data FROM events WHERE call_id=? ORDER BY id",
+        rows = self.connection().execute("SELECT data FROM events WHERE call_id=? ORDER BY id",
                                     (call_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def ping(self) -> None:
         try:
-            self._conn().execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
+            self.connection().execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"call store {self.path} is not usable: {exc}") from exc
 

@@ -94,20 +94,83 @@ def _dial(response: VoiceResponse, action: Dial, links: Links) -> None:
         dial.number(action.number)
 
 
-def hold(queue: str, position: int | None, hold_music: str, language: str = "en-US") -> str:
-    """TwiML for the queue's wait URL: the caller's place, then a stretch of music.
+def hold(position: int | None, wait_phrase: str | None, hold_music: str,
+         callback_url: str | None, locale: str = "en-US") -> str:
+    """TwiML for the queue's wait URL: the caller's place and an honest wait estimate,
+    a callback offer when the wait is long, then a stretch of music.
 
-    Twilio requests the wait URL again when this document ends, so the position is
-    announced about once per music loop.
+    Twilio requests the wait URL again when this document ends, so the announcement
+    comes back about once per music loop.
     """
     response = VoiceResponse()
+    parts = ["Thank you for waiting."]
     if position is not None and position > 0:
-        text = ("You are next in line." if position == 1 else
-                f"You are number {position} in line.")
-        response.say(f"Thank you for waiting. {text} An agent will be with you shortly.",
-                     language=language)
+        parts.append("You are next in line." if position == 1 else
+                     f"You are number {position} in line.")
+    if wait_phrase is not None:
+        parts.append(f"Your expected wait is {wait_phrase}.")
+    response.say(" ".join(parts), language=locale)
+    if callback_url is not None:
+        gather = response.gather(input="dtmf", num_digits=1, timeout=3, action=callback_url,
+                                 method="POST")
+        gather.say("To hang up and get a call back without losing your place, press 1.",
+                   language=locale)
     response.play(hold_music)
     return str(response)
+
+
+def callback_booked(locale: str = "en-US") -> str:
+    """Answer to pressing 1 for a callback: confirm, then leave the queue."""
+    response = VoiceResponse()
+    response.say("Thank you. We will call you back at this number when an agent is ready. "
+                 "Goodbye.", language=locale)
+    response.leave()
+    return str(response)
+
+
+def connect_agent(contact: str, whisper_url: str, done_url: str, timeout_s: int,
+                  locale: str = "en-US") -> str:
+    """Dial the reserved agent; the whisper plays to the agent before the caller is
+    bridged, so the agent knows who is calling and why."""
+    response = VoiceResponse()
+    response.say("Thank you for holding. Connecting you now.", language=locale)
+    dial = response.dial(action=done_url, method="POST", timeout=timeout_s)
+    if contact.startswith("client:"):
+        dial.client(contact.removeprefix("client:"), url=whisper_url, method="POST")
+    elif contact.startswith("sip:"):
+        dial.sip(contact, url=whisper_url, method="POST")
+    else:
+        dial.number(contact, url=whisper_url, method="POST")
+    return str(response)
+
+
+def whisper(text: str) -> str:
+    """What the agent hears before the caller is bridged."""
+    response = VoiceResponse()
+    response.say(text)
+    return str(response)
+
+
+def requeue(queue: str, links: Links, locale: str = "en-US") -> str:
+    """Back to the queue after an agent did not answer: no one is lost."""
+    response = VoiceResponse()
+    response.say("Sorry for the wait. Finding the next available agent.", language=locale)
+    response.enqueue(queue, action=links.step("queue"), method="POST",
+                     wait_url=links.wait(queue), wait_url_method="POST")
+    return str(response)
+
+
+def hang_up(text: str | None = None) -> str:
+    response = VoiceResponse()
+    if text:
+        response.say(text)
+    response.hangup()
+    return str(response)
+
+
+def empty() -> str:
+    """A document that does nothing (the call has already moved on)."""
+    return str(VoiceResponse())
 
 
 def apology(language: str = "en-US") -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -14,6 +16,9 @@ from ivr.console import FlaskTransport, TwimlCaller
 from ivr.store import MemoryStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
+
+# Trained intent models are cached by content hash; tests keep theirs out of $HOME.
+os.environ.setdefault("IVR_CACHE_DIR", tempfile.mkdtemp(prefix="ivr-test-cache-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from ivr.cli import main
-
 from conftest import FLOWS, ROOT
+
+from ivr.cli import main
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from conftest import CLOSED, FLOWS, KNOWN_CALLER, OPEN, UNKNOWN_CALLER
 
 from ivr.engine import (
     CallEnded,
@@ -25,8 +26,6 @@ from ivr.engine import (
     step,
 )
 from ivr.flows import load_flow
-
-from conftest import CLOSED, FLOWS, KNOWN_CALLER, OPEN, UNKNOWN_CALLER
 
 BANK = load_flow(FLOWS / "bank.yaml")
 QUICK = load_flow(FLOWS / "quickstart.yaml")

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FLOWS
 
 from ivr.errors import FlowError
 from ivr.flows import flow_json_schema, load_flow, load_flows
-
-from conftest import FLOWS
 
 
 def problems_of(path: Path) -> list[str]:

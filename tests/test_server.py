@@ -7,11 +7,10 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import KNOWN_CALLER, always_open_flows, call_sid
 
 from ivr.console import HttpTransport, TwimlCaller
 from ivr.loopback import LoopbackServer
-
-from conftest import KNOWN_CALLER, always_open_flows, call_sid
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import CLOSED, FLOWS, KNOWN_CALLER, OPEN, Phone, call_sid
 
 from ivr.console import FlaskTransport, sign
 from ivr.store import MemoryStore, SQLiteStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
-
-from conftest import CLOSED, FLOWS, KNOWN_CALLER, OPEN, Phone, call_sid
 
 TOKEN = "12345678901234567890123456789012"
 

@@ -508,7 +508,7 @@ def _on_recording(t: _Turn, node_id: str, node: Node, event: RecordingDone) -> N
 def _on_leg_ended(t: _Turn, node_id: str, node: Node, event: LegEnded) -> None:
     status = event.status.lower()
     if isinstance(node, RouteNode):
-        if status in ("bridged", "completed", "leave", "redirected") and node.after:
+        if status in ("bridged", "completed") and node.after:
             t.status = "active"
             t.note(node_id, f"agent leg ended ({status}) -> {node.after}")
             _run(t, node.after)

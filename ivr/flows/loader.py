@@ -241,7 +241,7 @@ def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
                                                     description=f"return from {node.flow}")
                 continue
             nodes[prefix + inner_id] = map_targets(
-                inner, lambda t, p=prefix: _outer_target(t, p, sub))
+                inner, lambda t, p=prefix, f=sub: _outer_target(t, p, f))
     return nodes
 
 

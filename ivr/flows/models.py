@@ -434,7 +434,8 @@ class FlowSpec(_Model):
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{tz}' (use an IANA name like 'America/New_York')")
+            raise ValueError(
+                f"unknown time zone '{tz}' (use an IANA name like 'America/New_York')") from None
         return tz
 
     @field_validator("numbers")

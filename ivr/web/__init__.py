@@ -12,8 +12,12 @@ from typing import Any, Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
+from ivr.live_routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
+from ivr.routing_state import MemoryRoutingState, RoutingState, SQLiteRoutingState
 from ivr.store import MemoryStore, SQLiteStore, Store
+from ivr.telephony import NoTelephony, Telephony, TwilioTelephony
 from ivr.web.settings import Settings
 
 log = logging.getLogger("ivr.web")
@@ -30,7 +34,8 @@ def utc_now() -> dt.datetime:
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None,
                clock: Callable[[], dt.datetime] = utc_now,
-               registry: FlowRegistry | None = None) -> Flask:
+               registry: FlowRegistry | None = None,
+               routing_state: RoutingState | None = None) -> Flask:
     """Build the app. Raises :class:`ivr.errors.FlowError` if any flow is invalid: a
     server never starts on a broken flow."""
     settings = settings or Settings.from_env()
@@ -47,16 +52,43 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         log.warning("TWILIO_AUTH_TOKEN is not set: every webhook will be rejected with 403 "
                     "until it is (try flows without a phone with `ivr call`)")
 
-    from ivr.web import admin, voice
+    app.extensions["ivr.routing"] = _make_routing(settings, app.extensions["ivr.flows"],
+                                                  app.extensions["ivr.store"], routing_state)
+
+    from ivr.web import admin, agents, queueing, voice
 
     app.register_blueprint(voice.bp)
+    app.register_blueprint(queueing.bp)
+    app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    if settings.reload_interval_s > 0:
-        app.before_request(_watcher(app, settings.reload_interval_s))
+    if settings.reload_interval_s > 0 or settings.routing_tick_s > 0:
+        app.before_request(_background(app, settings))
     return app
+
+
+def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
+                  state: RoutingState | None) -> LiveRouting:
+    """The live router over the flows' routing policy; refuses flows that route to a
+    queue, skill or language the policy lacks."""
+    policy = routing_policy(settings.flows_dir, registry.flows)
+    where = str(settings.flows_dir / POLICY_FILE)
+    problems = policy_problems(registry.flows, policy, where)
+    if problems:
+        raise FlowError(problems)
+    if state is None:
+        state = (SQLiteRoutingState(store.connection, policy) if isinstance(store, SQLiteStore)
+                 else MemoryRoutingState(policy))
+    telephony: Telephony = NoTelephony()
+    if settings.account_sid and settings.auth_token:
+        telephony = TwilioTelephony(settings.account_sid, settings.auth_token,
+                                    settings.twilio_api_url)
+    else:
+        log.warning("TWILIO_ACCOUNT_SID is not set: calls are routed, but reserved agents "
+                    "cannot be connected until it is")
+    return LiveRouting(state, telephony, settings.public_url)
 
 
 def _make_store(settings: Settings) -> Store:
@@ -91,11 +123,31 @@ def _unexpected(exc: Exception) -> Any:
     return jsonify(error="internal error"), 500
 
 
-def _watcher(app: Flask, interval: float) -> Callable[[], None]:
-    """Start (once per worker process) a thread that reloads changed flow files, so a
-    reload never runs inside a webhook's time budget."""
+def _background(app: Flask, settings: Settings) -> Callable[[], None]:
+    """Start, once per worker process, the threads that reload changed flow files and run
+    the router's due timers (relaxation, overflow, offer timeouts, wrap-up ends), so
+    neither runs inside a webhook's time budget."""
     state: dict[str, Any] = {"pid": None}
     lock = threading.Lock()
+    registry: FlowRegistry = app.extensions["ivr.flows"]
+    routing: LiveRouting = app.extensions["ivr.routing"]
+
+    def reload() -> None:
+        registry.refresh(time.monotonic(), min_interval=0.0)
+
+    def tick() -> None:
+        routing.run(routing.tick(utc_now()))
+
+    def every(interval: float, job: Callable[[], None], name: str) -> None:
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    job()
+                except Exception:
+                    log.exception(f"{name} failed; will try again")
+
+        threading.Thread(target=loop, name=f"ivr-{name}", daemon=True).start()
 
     def ensure() -> None:
         if state["pid"] == os.getpid():
@@ -104,16 +156,9 @@ def _watcher(app: Flask, interval: float) -> Callable[[], None]:
             if state["pid"] == os.getpid():
                 return
             state["pid"] = os.getpid()
-            registry: FlowRegistry = app.extensions["ivr.flows"]
-
-            def loop() -> None:
-                while True:
-                    time.sleep(interval)
-                    try:
-                        registry.refresh(time.monotonic(), min_interval=0.0)
-                    except Exception:
-                        log.exception("flow reload failed; keeping the loaded flows")
-
-            threading.Thread(target=loop, name="ivr-flow-reload", daemon=True).start()
+            if settings.reload_interval_s > 0:
+                every(settings.reload_interval_s, reload, "flow-reload")
+            if settings.routing_tick_s > 0:
+                every(settings.routing_tick_s, tick, "routing-tick")
 
     return ensure

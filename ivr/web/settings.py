@@ -20,12 +20,16 @@ class Settings:
     data_dir: Path = Path("var")
     store: str = "sqlite"  # or "memory"
     auth_token: str | None = None
+    account_sid: str | None = None
+    twilio_api_url: str | None = None
     validate_signatures: bool = True
     public_url: str | None = None
     admin_token: str | None = None
+    agent_token: str | None = None
     default_flow: str | None = None
     hold_music_url: str = DEFAULT_HOLD_MUSIC
     reload_interval_s: float = 2.0
+    routing_tick_s: float = 1.0
     max_request_bytes: int = 64 * 1024
 
     @classmethod
@@ -44,6 +48,9 @@ class Settings:
             values["validate_signatures"] = _flag("IVR_VALIDATE_SIGNATURES",
                                                   env["IVR_VALIDATE_SIGNATURES"])
         for var, name in (("IVR_PUBLIC_URL", "public_url"), ("IVR_ADMIN_TOKEN", "admin_token"),
+                          ("IVR_AGENT_TOKEN", "agent_token"),
+                          ("TWILIO_ACCOUNT_SID", "account_sid"),
+                          ("IVR_TWILIO_API_URL", "twilio_api_url"),
                           ("IVR_DEFAULT_FLOW", "default_flow"),
                           ("IVR_HOLD_MUSIC_URL", "hold_music_url")):
             if env.get(var):

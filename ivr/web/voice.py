@@ -30,11 +30,12 @@ from ivr.engine import (
     step,
 )
 from ivr.engine.core import APOLOGY, GENERAL_QUEUE
-from ivr.flows.loader import Flow
 from ivr.flows.registry import FlowRegistry
+from ivr.live_routing import Effect, LiveRouting
 from ivr.store import Store
-from ivr.twiml import Links, apology, hold, render
+from ivr.twiml import Links, apology, empty, hang_up, render
 from ivr.web.security import twilio_signature_required
+from routing import RoutingError
 
 log = logging.getLogger("ivr.voice")
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -114,7 +115,9 @@ def incoming() -> Response:
                            data={"caller": caller, "called": called})
             actions, session = fail_safe(flow, seed, None, now, "exception at start")
             body = render(actions, Links(turn=session.turn + 1))
+        effects = _enter_router(None, session, now)
         rec.save(session, body, _log_steps(session, None))
+    _run_effects(effects)
     return _twiml(body)
 
 
@@ -125,6 +128,11 @@ def step_webhook() -> Response:
     call_id = _call_sid()
     turn = _turn()
     event = _event(request.args.get("ev", ""))
+    if isinstance(event, LegEnded) and request.args.get("ev") == "queue":
+        if event.status == "redirected":  # moved out of the queue to its agent: nothing to do
+            return _twiml(empty())
+        if event.status == "leave":  # left the queue for a callback
+            return _twiml(hang_up())
     with _store().transaction(call_id) as rec:
         session = rec.session
         if session is not None and turn <= session.turn:
@@ -136,8 +144,44 @@ def step_webhook() -> Response:
                         extra={"call_id": call_id, "turn": turn, "current": session.turn})
             return _twiml(rec.response(session.turn) or apology())
         body, new = _advance(call_id, session, turn, event)
+        effects = _enter_router(session, new, _now())
+        if isinstance(event, LegEnded) and event.status == "hangup" and session is not None \
+                and session.status == "queued":
+            effects += _abandon(call_id)
         rec.save(new, body, _log_steps(new, session))
+    _run_effects(effects)
     return _twiml(body)
+
+
+def _routing() -> LiveRouting | None:
+    return current_app.extensions.get("ivr.routing")
+
+
+def _enter_router(before: Session | None, after: Session, now: dt.datetime) -> list[Effect]:
+    """A step that routed the call puts it in the router, in the same transaction."""
+    routing = _routing()
+    if routing is None or after.status != "queued" or after.route is None:
+        return []
+    if before is not None and before.status == "queued":
+        return []
+    try:
+        return routing.enqueue(after, now)
+    except RoutingError:
+        # The route names a queue the policy lacks (a flow edited under a running server):
+        # the caller stays in Twilio's queue and a supervisor sees the error.
+        log.exception("routing refused the call", extra={"call_id": after.call_id})
+        return []
+
+
+def _abandon(call_id: str) -> list[Effect]:
+    routing = _routing()
+    return routing.abandon(call_id, _now()) if routing is not None else []
+
+
+def _run_effects(effects: list[Effect]) -> None:
+    routing = _routing()
+    if routing is not None and effects:
+        routing.run(effects)
 
 
 def _advance(call_id: str, session: Session | None, turn: int, event: Event
@@ -211,16 +255,6 @@ def _confidence(raw: str | None) -> float | None:
     return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
-@bp.post("/wait")
-@twilio_signature_required
-def wait() -> Response:
-    """Enqueue's wait URL: the caller's place in line, then hold music."""
-    raw = _param("QueuePosition")
-    position = int(raw) if raw is not None and raw.isdigit() else None
-    queue = request.args.get("queue", GENERAL_QUEUE)[:64]
-    return _twiml(hold(queue, position, current_app.config["IVR"].hold_music_url))
-
-
 @bp.post("/status")
 @twilio_signature_required
 def status() -> Response:
@@ -238,7 +272,9 @@ def status() -> Response:
             new = session.model_copy(update=dict(status="ended", turn=session.turn + 1))
         else:
             _, new = step(flow, session, CallEnded(call_status), _now())
+        effects = _abandon(call_id) if session.status == "queued" else []
         rec.save(new, "", _log_steps(new, session))
+    _run_effects(effects)
     return Response(status=204)
 
 

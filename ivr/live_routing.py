@@ -1,0 +1,287 @@
+"""Live routing: the pure router driven by the webhooks, and what its decisions make
+Twilio do.
+
+A flow's ``route`` ends the IVR part with an ``Enqueue``; in the same store
+transaction the call enters the router. An ``offered`` decision reserves an agent;
+once the transaction commits, the caller's call is redirected (twilio REST client)
+to ``/voice/connect``, which dials the agent with a whisper of who is calling and
+why. The agent answering is the reservation's accept; no answer or busy is its
+timeout or reject, and the router offers the call to the next best agent. A caller
+who asked for a callback is rung back when an agent is reserved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
+
+from ivr.engine.session import Session
+from ivr.flows.loader import Flow
+from ivr.flows.models import RouteNode
+from ivr.routing_state import RoutingState
+from ivr.telephony import Telephony, TelephonyError
+from routing import (
+    Call,
+    Decision,
+    DecisionKind,
+    PolicyError,
+    Router,
+    RoutingError,
+    RoutingPolicy,
+    load_policy,
+    parse_policy,
+)
+
+log = logging.getLogger("ivr.routing")
+POLICY_FILE = "routing.yaml"
+
+
+# ------------------------------------------------------------------ policy
+
+
+def routing_policy(flows_dir: Path, flows: Mapping[str, Flow]) -> RoutingPolicy:
+    """``routing.yaml`` beside the flows, or one derived from the flows' route nodes
+    (each queue with the skills its first route names, relaxed to any level after 60 s)."""
+    path = flows_dir / POLICY_FILE
+    if path.is_file():
+        return load_policy(path)
+    queues: dict[str, Any] = {"general": {"skills": {}, "relax": [
+        {"after_seconds": 60, "min_level": 1, "any_language": True}]}}
+    for flow in flows.values():
+        for node in flow.nodes.values():
+            if isinstance(node, RouteNode) and node.queue not in queues:
+                queues[node.queue] = {"skills": dict(node.skills), "relax": [
+                    {"after_seconds": 60, "min_level": 1}]}
+    return parse_policy({"queues": queues}, source=f"{flows_dir} (derived from route nodes)")
+
+
+def policy_problems(flows: Mapping[str, Flow], policy: RoutingPolicy, where: str) -> list[str]:
+    """Route nodes that name a queue, skill or language the policy does not know."""
+    problems = []
+    for flow in flows.values():
+        for node_id, node in flow.nodes.items():
+            if not isinstance(node, RouteNode):
+                continue
+            prefix = f"{flow.path}: node '{node_id}'"
+            if node.queue not in policy.queues:
+                problems.append(f"{prefix}: queue: '{node.queue}' is not a queue of {where} "
+                                f"(queues: {', '.join(sorted(policy.queues))})")
+            for skill in node.skills:
+                if policy.skills and skill not in policy.skills:
+                    problems.append(f"{prefix}: skills.{skill}: not a skill of {where} "
+                                    f"(skills: {', '.join(policy.skills)})")
+            langs = [node.language] if node.language else list(flow.spec.languages)
+            for lang in langs:
+                if policy.languages and lang not in policy.languages:
+                    problems.append(f"{prefix}: language '{lang}' is not a language of {where}")
+    return problems
+
+
+def check_policy_file(flows_dir: Path, flows: Mapping[str, Flow]) -> list[str]:
+    """Problems of ``routing.yaml`` and of the flows against it, for ``ivr flows check``."""
+    path = flows_dir / POLICY_FILE
+    if not path.is_file():
+        return []
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        return list(exc.problems)
+    return policy_problems(flows, policy, str(path))
+
+
+# ------------------------------------------------------------------ effects
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Ring the reserved agent for a caller who is on the line."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class RingBack:
+    """Ring a caller who asked for a callback; their call then dials the agent."""
+
+    call_id: str
+    agent_id: str
+    to: str
+    from_: str
+
+
+Effect = Connect | RingBack
+
+
+@dataclass
+class LiveRouting:
+    """The router as the web layer uses it: every method runs in one routing transaction
+    and returns the effects to apply once the surrounding transaction commits."""
+
+    state: RoutingState
+    telephony: Telephony
+    public_url: str | None
+
+    # ----------------------------------------------------------- call side
+
+    def enqueue(self, session: Session, now: dt.datetime) -> list[Effect]:
+        """The IVR routed the call: it enters the router."""
+        route = session.route or {}
+        call = Call(id=session.call_id, queue=route["queue"], skills=dict(route["skills"]),
+                    language=route.get("language"), priority=int(route.get("priority", 0)),
+                    context={**route.get("context", {}), "caller": session.data.get("caller"),
+                             "called": session.data.get("called")})
+        with self.state.update() as router:
+            if call.id in router.calls:  # the same route twice (e.g. a replayed step)
+                return []
+            decision = router.enqueue(call, now.timestamp())
+            self.state.record([decision])
+            log.info("routed", extra={"call_id": call.id, "queue": call.queue,
+                                      "decision": decision.kind.value,
+                                      "agent": decision.agent_id})
+            return self._effects(router, [decision])
+
+    def abandon(self, call_id: str, now: dt.datetime) -> list[Effect]:
+        with self.state.update() as router:
+            call = router.calls.get(call_id)
+            if call is None or call.state.value not in ("waiting", "reserved"):
+                return []
+            if _callback_of(router, call_id):  # hung up on purpose: we ring them back
+                return []
+            decisions = router.abandon(call_id, now.timestamp())
+            self.state.record(router.explain(call_id)[-1:] + decisions)
+            return self._effects(router, decisions)
+
+    def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
+        """The agent picked up (the whisper was requested): the reservation is accepted."""
+        with self.state.update() as router:
+            call = router.calls.get(call_id)
+            if call is None or call.agent_id != agent_id or call.state.value != "reserved":
+                return call is not None and call.state.value == "connected"
+            router.accept(call_id, agent_id, now.timestamp())
+            self.state.record(router.explain(call_id)[-1:])
+            return True
+
+    def agent_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
+                        ) -> tuple[bool, list[Effect]]:
+        """The Dial to the agent ended. Returns (conversation happened, effects)."""
+        with self.state.update() as router:
+            call = router.calls.get(call_id)
+            t = now.timestamp()
+            if call is None:
+                return status == "completed", []
+            if call.state.value == "connected":
+                decisions = router.complete(call_id, t)
+                self.state.record(router.explain(call_id)[-1:] + decisions)
+                return True, self._effects(router, decisions)
+            if call.state.value == "reserved" and call.agent_id == agent_id:
+                decisions = (router.reject(call_id, agent_id, t) if status == "busy"
+                             else router.timeout(call_id, agent_id, t))
+                self.state.record(router.explain(call_id)[-2:] + decisions)
+                return False, self._effects(router, decisions)
+            return False, []
+
+    # ----------------------------------------------------------- agent side
+
+    def agent_decision(self, action: str, call_id: str, agent_id: str, now: dt.datetime
+                       ) -> list[Effect]:
+        """An agent's accept/reject from the agent API."""
+        with self.state.update() as router:
+            t = now.timestamp()
+            if action == "accept":
+                router.accept(call_id, agent_id, t)
+                self.state.record(router.explain(call_id)[-1:])
+                return []
+            decisions = router.reject(call_id, agent_id, t)
+            self.state.record(router.explain(call_id)[-2:] + decisions)
+            return self._effects(router, decisions)
+
+    def apply(self, change: Any) -> tuple[Any, list[Effect]]:
+        """Run ``change(router)`` (returning decisions or a value) and collect effects."""
+        with self.state.update() as router:
+            result = change(router)
+            decisions = [d for d in (result if isinstance(result, list) else [])
+                         if isinstance(d, Decision)]
+            self.state.record(decisions)
+            return result, self._effects(router, decisions)
+
+    def tick(self, now: dt.datetime) -> list[Effect]:
+        """Run the router's due timers (relaxation, overflow, offer timeouts, wrap-up)."""
+        due = self.state.read().next_due()
+        if due is None or due > now.timestamp():
+            return []
+        with self.state.update() as router:
+            decisions = router.tick(now.timestamp())
+            self.state.record(decisions)
+            return self._effects(router, decisions)
+
+    # ----------------------------------------------------------- effects
+
+    def _effects(self, router: Router, decisions: Iterable[Decision]) -> list[Effect]:
+        out: list[Effect] = []
+        for d in decisions:
+            if d.kind is not DecisionKind.OFFERED or d.agent_id is None:
+                continue
+            callback = _callback_of(router, d.call_id)
+            if callback:
+                out.append(RingBack(d.call_id, d.agent_id, callback["to"], callback["from"]))
+            else:
+                out.append(Connect(d.call_id, d.agent_id))
+        return out
+
+    def run(self, effects: Iterable[Effect]) -> None:
+        """Apply effects through Twilio's REST API; a failure times the offer out, so
+        the router moves the call on rather than leaving it stranded."""
+        for e in effects:
+            if self.public_url is None:
+                log.error("cannot connect calls: set IVR_PUBLIC_URL (the URL Twilio reaches)",
+                          extra={"call_id": e.call_id, "agent": e.agent_id})
+                continue
+            url = f"{self.public_url.rstrip('/')}/voice/connect?" + urlencode(
+                {"call": e.call_id, "agent": e.agent_id})
+            try:
+                if isinstance(e, Connect):
+                    self.telephony.redirect(e.call_id, url)
+                else:
+                    self.telephony.ring(e.to, e.from_, url,
+                                        f"{self.public_url.rstrip('/')}/voice/status")
+                log.info("agent reserved; connecting", extra={
+                    "call_id": e.call_id, "agent": e.agent_id,
+                    "how": "redirect" if isinstance(e, Connect) else "callback"})
+            except TelephonyError as exc:
+                log.error("could not connect the call to its agent", extra={
+                    "call_id": e.call_id, "agent": e.agent_id, "error": str(exc)})
+
+    # ----------------------------------------------------------- questions
+
+    def estimated_wait(self, call_id: str, now: dt.datetime) -> float | None:
+        try:
+            return self.state.read().estimated_wait(now.timestamp(), call_id=call_id)
+        except RoutingError:
+            return None
+
+    def explain(self, call_id: str) -> list[dict[str, Any]]:
+        return self.state.decisions(call_id)
+
+
+def _callback_of(router: Router, call_id: str) -> dict[str, str] | None:
+    call = router.calls.get(call_id)
+    if call is None:
+        return None
+    cb = call.context.get("callback")
+    return cb if isinstance(cb, dict) and cb.get("to") else None
+
+
+def minutes_phrase(seconds: float | None) -> str | None:
+    """'less than a minute', 'about 3 minutes' (rounded up: promise no less than the truth)."""
+    if seconds is None:
+        return None
+    if seconds < 60:
+        return "less than a minute"
+    minutes = math.ceil(seconds / 60)
+    return f"about {minutes} minutes"

@@ -1,0 +1,160 @@
+"""The agent and supervisor JSON API (bearer token ``IVR_AGENT_TOKEN``): the roster,
+presence, offers (accept/reject), wrap-up, queue statistics and routing decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ivr.live_routing import LiveRouting
+from ivr.logs import redact
+from ivr.web.security import bearer_token_required
+from ivr.web.voice import _now
+from routing import Agent, RoutingError
+
+bp = Blueprint("agents", __name__)
+PRESENCE = ("available", "break", "offline")
+AGENT_FIELDS = {"name", "skills", "languages", "capacity", "wrap_up_seconds", "contact"}
+
+
+def _routing() -> LiveRouting:
+    return current_app.extensions["ivr.routing"]  # type: ignore[no-any-return]
+
+
+def _error(message: str, status: int = 400) -> Any:
+    return jsonify(error=message), status
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+def _changed(decisions_and_effects: tuple[Any, list[Any]]) -> Any:
+    result, effects = decisions_and_effects
+    _routing().run(effects)
+    decisions = result if isinstance(result, list) else []
+    return jsonify(decisions=[d.as_dict() for d in decisions])
+
+
+@bp.get("/agents")
+@bearer_token_required("agent_token")
+def list_agents() -> Any:
+    router = _routing().state.read()
+    return jsonify(agents=[a.as_dict() for a in router.agents.values()])
+
+
+@bp.put("/agents/<agent_id>")
+@bearer_token_required("agent_token")
+def put_agent(agent_id: str) -> Any:
+    """Add an agent, or change their skills, languages, capacity or contact."""
+    body = _body()
+    unknown = set(body) - AGENT_FIELDS
+    if unknown:
+        return _error(f"unknown field(s): {', '.join(sorted(unknown))} "
+                      f"(allowed: {', '.join(sorted(AGENT_FIELDS))})")
+    contact = body.get("contact")
+    if contact is not None and not isinstance(contact, str):
+        return _error("contact: give 'client:<identity>', 'sip:...' or an E.164 number")
+    routing = _routing()
+    now = _now().timestamp()
+
+    def change(router: Any) -> Any:
+        if agent_id in router.agents:
+            return router.update_agent(agent_id, now, skills=body.get("skills"),
+                                       languages=body.get("languages"),
+                                       capacity=body.get("capacity"))
+        return router.add_agent(Agent(
+            id=agent_id, name=str(body.get("name", "")), skills=dict(body.get("skills") or {}),
+            languages=frozenset(body.get("languages") or ()),
+            capacity=int(body.get("capacity", 1)),
+            wrap_up_seconds=body.get("wrap_up_seconds")), now)
+
+    try:
+        response = _changed(routing.apply(change))
+    except (RoutingError, TypeError, ValueError) as exc:
+        return _error(str(exc))
+    if contact:
+        routing.state.set_contact(agent_id, contact)
+    return response
+
+
+@bp.post("/agents/<agent_id>/state")
+@bearer_token_required("agent_token")
+def set_state(agent_id: str) -> Any:
+    """Log in (available), take a break, or log out (offline)."""
+    state = _body().get("state")
+    if state not in PRESENCE:
+        return _error(f"state: must be one of {', '.join(PRESENCE)}")
+    now = _now().timestamp()
+    try:
+        return _changed(_routing().apply(lambda r: r.set_agent_state(agent_id, state, now)))
+    except RoutingError as exc:
+        return _error(str(exc), 404 if "unknown agent" in str(exc).lower() else 409)
+
+
+@bp.get("/agents/<agent_id>/offers")
+@bearer_token_required("agent_token")
+def offers(agent_id: str) -> Any:
+    """Calls reserved for this agent, with the context the IVR gathered."""
+    router = _routing().state.read()
+    if agent_id not in router.agents:
+        return _error(f"unknown agent '{agent_id}'", 404)
+    calls = [c for c in router.calls.values() if c.agent_id == agent_id]
+    return jsonify(offers=[{"call_id": c.id, "queue": c.queue, "state": c.state.value,
+                            "skills": c.skills, "language": c.language,
+                            "priority": c.priority, "context": redact_caller(c.context)}
+                           for c in calls])
+
+
+def redact_caller(context: dict[str, Any]) -> dict[str, Any]:
+    """The agent sees everything the IVR learned; the raw numbers only redacted."""
+    out = dict(context)
+    for key in ("caller", "called"):
+        if key in out and isinstance(out[key], str):
+            out[key] = redact(out[key])
+    return out
+
+
+@bp.post("/agents/<agent_id>/offers/<call_id>/<action>")
+@bearer_token_required("agent_token")
+def answer_offer(agent_id: str, call_id: str, action: str) -> Any:
+    if action not in ("accept", "reject"):
+        return _error("action: must be accept or reject", 404)
+    routing = _routing()
+    try:
+        effects = routing.agent_decision(action, call_id, agent_id, _now())
+    except RoutingError as exc:
+        return _error(str(exc), 409)
+    routing.run(effects)
+    return jsonify(ok=True, call_id=call_id, action=action)
+
+
+@bp.post("/agents/<agent_id>/wrap-up/end")
+@bearer_token_required("agent_token")
+def end_wrap_up(agent_id: str) -> Any:
+    """Done with after-call work early: ready for the next call."""
+    now = _now().timestamp()
+    try:
+        return _changed(_routing().apply(lambda r: r.agent_available(agent_id, now)))
+    except RoutingError as exc:
+        return _error(str(exc), 409)
+
+
+@bp.get("/queues")
+@bearer_token_required("agent_token")
+def queues() -> Any:
+    router = _routing().state.read()
+    now = _now().timestamp()
+    return jsonify(queues={q: router.stats(q, now).as_dict() for q in router.policy.queues})
+
+
+@bp.get("/calls/<call_id>/decisions")
+@bearer_token_required("agent_token")
+def decisions(call_id: str) -> Any:
+    """Every routing decision about a call, with its reasons."""
+    found = _routing().explain(call_id)
+    if not found:
+        return _error(f"no routing decisions for call {call_id}", 404)
+    return jsonify(call_id=call_id, decisions=found)

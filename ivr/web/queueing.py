@@ -1,0 +1,174 @@
+"""Webhooks of a call while the router holds it: hold and wait estimates, callbacks,
+connecting the reserved agent with a whisper, and the end of the agent leg.
+
+These are not turn-numbered like the IVR's steps: each is idempotent by the router's
+state (a call is reserved to one agent at a time; a repeated request finds the work
+done and answers the same way).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from ivr.engine import LegEnded, Session
+from ivr.engine.core import GENERAL_QUEUE
+from ivr.live_routing import LiveRouting, minutes_phrase
+from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
+from ivr.web.security import twilio_signature_required
+from ivr.web.voice import (
+    _advance,
+    _call_sid,
+    _log_steps,
+    _now,
+    _param,
+    _run_effects,
+    _store,
+    _twiml,
+)
+from routing import RoutingError
+
+log = logging.getLogger("ivr.routing")
+bp = Blueprint("queueing", __name__, url_prefix="/voice")
+
+
+def _routing() -> LiveRouting:
+    return current_app.extensions["ivr.routing"]  # type: ignore[no-any-return]
+
+
+def _locale(session: Session | None) -> str:
+    if session is None or not session.route:
+        return "en-US"
+    return {"es": "es-US", "en": "en-US"}.get(session.route.get("language", "en"), "en-US")
+
+
+@bp.post("/wait")
+@twilio_signature_required
+def wait() -> Response:
+    """Enqueue's wait URL: place in line, expected wait, a callback offer if it is long."""
+    raw = _param("QueuePosition")
+    position = int(raw) if raw is not None and raw.isdigit() else None
+    call_id = request.form.get("CallSid", "")
+    session = _store().get_session(call_id) if call_id else None
+    estimate = _routing().estimated_wait(call_id, _now()) if session else None
+    offer = None
+    threshold = (session.route or {}).get("callback_after_seconds") if session else None
+    if threshold is not None and estimate is not None and estimate > threshold:
+        offer = "/voice/callback"
+    body = hold(position, minutes_phrase(estimate), current_app.config["IVR"].hold_music_url,
+                offer, _locale(session))
+    return _twiml(body)
+
+
+@bp.post("/callback")
+@twilio_signature_required
+def callback() -> Response:
+    """The caller pressed 1 on hold: keep their place, ring them back, let them go."""
+    call_id = _call_sid()
+    if _param("Digits") != "1":
+        return _twiml(requeue_doc(call_id))
+    session = _store().get_session(call_id)
+    if session is None or session.status != "queued":
+        return _twiml(hang_up())
+    to = str(session.data.get("caller", ""))
+    from_ = str(session.data.get("called", ""))
+
+    def book(router: Any) -> None:
+        router.calls[call_id].context["callback"] = {"to": to, "from": from_}
+
+    try:
+        _routing().apply(book)
+    except (KeyError, RoutingError):
+        return _twiml(requeue_doc(call_id))
+    log.info("callback booked; place kept", extra={"call_id": call_id})
+    return _twiml(callback_booked(_locale(session)))
+
+
+def requeue_doc(call_id: str) -> str:
+    session = _store().get_session(call_id)
+    queue = (session.route or {}).get("queue", GENERAL_QUEUE) if session else GENERAL_QUEUE
+    return requeue(queue, Links(turn=(session.turn + 1) if session else 1), _locale(session))
+
+
+@bp.post("/connect")
+@twilio_signature_required
+def connect() -> Response:
+    """The caller's leg, redirected here once an agent is reserved: dial the agent."""
+    call_id = request.args.get("call", "")
+    agent_id = request.args.get("agent", "")
+    routing = _routing()
+    router = routing.state.read()
+    call = router.calls.get(call_id)
+    contact = routing.state.contact(agent_id)
+    if call is None or call.agent_id != agent_id or call.state.value != "reserved" \
+            or contact is None:
+        log.warning("connect for a reservation that no longer holds", extra={
+            "call_id": call_id, "agent": agent_id})
+        return _twiml(requeue_doc(call_id) if call is not None else hang_up())
+    timeout = int(router.policy.reservation.timeout_seconds)
+    query = f"call={call_id}&agent={agent_id}"
+    session = _store().get_session(call_id)
+    return _twiml(connect_agent(contact, f"/voice/whisper?{query}", f"/voice/agent-done?{query}",
+                                timeout, _locale(session)))
+
+
+@bp.post("/whisper")
+@twilio_signature_required
+def whisper_webhook() -> Response:
+    """The agent picked up: accept the reservation and tell them who is calling and why."""
+    call_id = request.args.get("call", "")
+    agent_id = request.args.get("agent", "")
+    routing = _routing()
+    if not routing.agent_answered(call_id, agent_id, _now()):
+        return _twiml(hang_up("This call is no longer waiting for you."))
+    call = routing.state.read().calls.get(call_id)
+    return _twiml(whisper(whisper_text(call.context if call else {}, call.queue if call else "")))
+
+
+def whisper_text(context: dict[str, Any], queue: str) -> str:
+    """A few words for the agent: queue, who, why, in the caller's own words."""
+    parts = [f"{queue.replace('_', ' ')} call." if queue else "Incoming call."]
+    customer = context.get("customer")
+    if isinstance(customer, dict) and customer.get("first_name"):
+        name = f"{customer.get('first_name', '')} {customer.get('last_name', '')}".strip()
+        tier = customer.get("tier")
+        parts.append(f"{name}, {tier} customer." if tier else f"{name}.")
+    if context.get("verified") is True or context.get("identified_by"):
+        parts.append("Identity verified.")
+    if context.get("intent"):
+        parts.append(f"Reason: {str(context['intent']).replace('_', ' ')}.")
+    nlu = context.get("nlu")
+    if isinstance(nlu, dict) and nlu.get("text"):
+        parts.append(f"They said: {str(nlu['text'])[:120]}.")
+    if context.get("callback"):
+        parts.append("This is a callback.")
+    return " ".join(parts)
+
+
+@bp.post("/agent-done")
+@twilio_signature_required
+def agent_done() -> Response:
+    """The Dial to the agent ended: talk over (wrap-up, then the flow's next node, such as
+    the survey), or no answer (the call goes to the next best agent)."""
+    call_id = request.args.get("call", "")
+    agent_id = request.args.get("agent", "")
+    status = (_param("DialCallStatus") or "failed").lower()
+    leg = _call_sid()
+    now = _now()
+    routing = _routing()
+    with _store().transaction(call_id) as rec:
+        talked, effects = routing.agent_leg_ended(call_id, agent_id, status, now)
+        session = rec.session
+        if not talked:
+            body = requeue_doc(call_id) if leg == call_id else hang_up()
+        elif session is None or leg != call_id:
+            body = hang_up("Thank you for calling. Goodbye.")
+        elif session.status != "queued":  # a repeated request: the flow already moved on
+            body = rec.response(session.turn) or hang_up()
+        else:
+            body, new = _advance(call_id, session, session.turn + 1, LegEnded("bridged"))
+            rec.save(new, body, _log_steps(new, session))
+    _run_effects(effects)
+    return _twiml(body)
