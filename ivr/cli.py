@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import secrets
 import sys
 from pathlib import Path
@@ -42,7 +43,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flows(sub)
     for module in ("ivr.nlu.cli", "routing.cli", "simulation.cli"):
         _add_from(module, sub)
+    _add_route_explain(sub)
     return parser
+
+
+def _add_route_explain(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``ivr route explain CALL_ID``: the routing decisions of a call, from the store."""
+    route = sub.choices.get("route")
+    if route is None:
+        return
+    route_sub = next(a for a in route._actions if isinstance(a, argparse._SubParsersAction))
+    p = route_sub.add_parser("explain", help="why a call went to its agent (from the store)")
+    p.add_argument("call_id")
+    p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="print the decision records as JSON")
+    p.set_defaults(func=_route_explain)
+
+
+def _route_explain(args: argparse.Namespace) -> int:
+    from routing import Decision
+    from routing.cli import format_decision
+
+    from ivr.routing_state import SQLiteRoutingState
+    from ivr.store import SQLiteStore
+    from ivr.web.settings import Settings
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    path = settings.data_dir / "ivr.sqlite3"
+    if not path.is_file():
+        raise IVRError(f"no store at {path} (give --data-dir or IVR_DATA_DIR)")
+    from routing import RoutingPolicy
+
+    state = SQLiteRoutingState(SQLiteStore(path).connection, RoutingPolicy.default())
+    found = state.decisions(args.call_id)
+    if not found:
+        print(f"no routing decisions for call {args.call_id} in {path}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        print("\n".join(format_decision(Decision.from_dict(d)) for d in found))
+    return 0
 
 
 def _add_from(module: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -104,14 +145,16 @@ def _add_call(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--at", help="pretend it is this time (ISO 8601, e.g. "
                                 "2026-11-23T10:00:00-05:00) for business hours")
     p.add_argument("--after-agent", metavar="RESULT", default=None,
-                   help="after the queue, continue as if the agent leg ended with this "
-                        "QueueResult (e.g. bridged), to try a post-call survey")
+                   help="continue past the agent, as if the talk ended (e.g. bridged), "
+                        "to try a post-call survey")
+    p.add_argument("--agents-offline", action="store_true",
+                   help="leave the roster's agents logged out (the call waits in its queue)")
     p.set_defaults(func=_call)
 
 
 def _call(args: argparse.Namespace, stdin: TextIO | None = None,
           stdout: TextIO | None = None) -> int:
-    from ivr.console import FlaskTransport, TwimlCaller
+    from ivr.console import ConsoleTelephony, FlaskTransport, TwimlCaller
     from ivr.flows import load_flow
     from ivr.flows.registry import FlowRegistry
     from ivr.store import MemoryStore
@@ -120,14 +163,24 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
 
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
+    logging.getLogger("ivr").setLevel(logging.ERROR)  # the terminal is the caller's, not logs
     flow = load_flow(args.flow)
     registry = FlowRegistry.open(args.flow.parent, default_flow=flow.id)
     at = _parse_time(args.at) if args.at else None
     token = secrets.token_hex(16)  # a throwaway token: requests are signed like Twilio's
     store = MemoryStore()
+    clock = (lambda: at) if at else utc_now
     app = create_app(Settings(flows_dir=args.flow.parent, store="memory", auth_token=token,
-                              reload_interval_s=0),
-                     store=store, registry=registry, clock=(lambda: at) if at else utc_now)
+                              public_url="http://localhost", reload_interval_s=0,
+                              routing_tick_s=0),
+                     store=store, registry=registry, clock=clock)
+    routing = app.extensions["ivr.routing"]
+    telephony = ConsoleTelephony()
+    routing.telephony = telephony  # Twilio's side of the REST API, played in this process
+    if not args.agents_offline:  # the roster's agents are logged in, as on a busy morning
+        routing.apply(lambda r: [d for a in list(r.agents)
+                                 for d in r.set_agent_state(a, "available",
+                                                            clock().timestamp())])
     interactive = stdin.isatty()
 
     def answer(prompts: list[str]) -> str | None:
@@ -142,12 +195,20 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
         return line.strip()
 
     caller = TwimlCaller(FlaskTransport(app, token), answer,
-                         show=lambda line: out.write(line + "\n"), after_queue=args.after_agent)
+                         show=lambda line: out.write(line + "\n"), after_queue=args.after_agent,
+                         redirects=telephony.redirects)
     called = args.called or (flow.spec.numbers[0] if flow.spec.numbers else "+15005550000")
     result = caller.call("CA" + secrets.token_hex(16), args.caller, called)
     session = store.get_session(result.call_sid)
     out.write("\n" + describe_outcome(result.ended_by, session.model_dump(mode="json")
                                       if session else None) + "\n")
+    decisions = routing.explain(result.call_sid)
+    if decisions:
+        from routing import Decision
+        from routing.cli import format_decision
+
+        out.write("\nRouting decisions:\n" + "\n".join(
+            format_decision(Decision.from_dict(d)) for d in decisions) + "\n")
     return 0
 
 

@@ -72,14 +72,31 @@ class HttpTransport:
 
 
 @dataclass
+class ConsoleTelephony:
+    """Plays Twilio's part for REST requests in ``ivr call``: a redirect of the caller's
+    call is remembered and followed by the :class:`TwimlCaller`, as Twilio would."""
+
+    redirects: dict[str, str] = field(default_factory=dict)
+    rang: list[tuple[str, str]] = field(default_factory=list)
+
+    def redirect(self, call_sid: str, url: str) -> None:
+        self.redirects[call_sid] = url
+
+    def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
+        self.rang.append((to, url))
+        return "CA" + "0" * 32
+
+
+@dataclass
 class CallResult:
     """What happened on the call, from the caller's side."""
 
     call_sid: str
     heard: list[str] = field(default_factory=list)
-    ended_by: str = ""  # enqueue, dial, hangup, end_of_twiml, max_turns, http_<status>
+    ended_by: str = ""  # enqueue, agent, dial, hangup, end_of_twiml, max_turns, http_<status>
     queue: str | None = None
     dialed: str | None = None
+    agent: str | None = None
     turns: int = 0
     documents: list[str] = field(default_factory=list)
 
@@ -96,11 +113,13 @@ class TwimlCaller:
 
     def __init__(self, transport: Transport, answer: Answer,
                  show: Callable[[str], None] = lambda line: None,
-                 after_queue: str | None = None) -> None:
+                 after_queue: str | None = None,
+                 redirects: dict[str, str] | None = None) -> None:
         self.transport = transport
         self.answer = answer
         self.show = show
-        self.after_queue = after_queue  # QueueResult to report once the agent leg ends
+        self.after_queue = after_queue  # how the agent leg ends (QueueResult/DialCallStatus)
+        self.redirects = redirects if redirects is not None else {}  # REST redirects to follow
 
     def call(self, call_sid: str, caller: str, called: str) -> CallResult:
         result = CallResult(call_sid)
@@ -158,23 +177,48 @@ class TwimlCaller:
             elif tag == "Enqueue":
                 result.queue = (verb.text or "").strip()
                 self.show(f"[queued in '{result.queue}']")
+                redirect = self.redirects.pop(result.call_sid, None)
+                if redirect is not None:  # an agent was reserved: Twilio fetches the new URL
+                    return _join(current, redirect), {}
                 if self.after_queue is not None and verb.get("action"):
                     outcome, self.after_queue = self.after_queue, None
                     return _join(current, verb.get("action", current)), {"QueueResult": outcome}
                 result.ended_by = "enqueue"
                 return None, {}
             elif tag == "Dial":
-                number = next((c.text for c in verb), verb.text) or ""
-                result.dialed = number.strip()
-                self.show(f"[transferred to {result.dialed}]")
-                result.ended_by = "dial"
-                return None, {}
+                return self._dial(verb, current, result)
             elif tag == "Hangup":
                 self.show("[call ended]")
                 result.ended_by = "hangup"
                 return None, {}
         result.ended_by = "end_of_twiml"
         return None, {}
+
+    def _dial(self, verb: ET.Element, current: str, result: CallResult
+              ) -> tuple[str | None, dict[str, str]]:
+        """A transfer out ends the console call; a Dial to an agent with a whisper URL is
+        answered by the agent: the whisper is heard on their side, then the talk."""
+        leg = next(iter(verb), None)
+        target = ((leg.text if leg is not None else verb.text) or "").strip()
+        whisper = leg.get("url") if leg is not None else None
+        if whisper is None:
+            result.dialed = target
+            self.show(f"[transferred to {target}]")
+            result.ended_by = "dial"
+            return None, {}
+        result.agent = target
+        self.show(f"[ringing agent {target}]")
+        status, body = self.transport.post(_join(current, whisper), {
+            "CallSid": "CA" + "f" * 32, "From": "", "To": target})
+        if status == 200:
+            for say in ET.fromstring(body).iter("Say"):
+                self.show(f"[agent hears] {say.text}")
+        self.show(f"[caller and agent {target} are talking]")
+        if self.after_queue is None or not verb.get("action"):
+            result.ended_by = "agent"
+            return None, {}
+        self.after_queue = None
+        return _join(current, verb.get("action", current)), {"DialCallStatus": "completed"}
 
     def _hear(self, result: CallResult, text: str) -> None:
         result.heard.append(text)

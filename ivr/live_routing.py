@@ -21,8 +21,10 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
 
 from ivr.engine.session import Session
+from ivr.errors import FlowError
 from ivr.flows.loader import Flow
 from ivr.flows.models import RouteNode
+from ivr.roster import load_roster
 from ivr.routing_state import RoutingState
 from ivr.telephony import Telephony, TelephonyError
 from routing import (
@@ -91,6 +93,10 @@ def check_policy_file(flows_dir: Path, flows: Mapping[str, Flow]) -> list[str]:
         policy = load_policy(path)
     except PolicyError as exc:
         return list(exc.problems)
+    try:
+        load_roster(flows_dir, policy)
+    except FlowError as exc:
+        return policy_problems(flows, policy, str(path)) + exc.problems
     return policy_problems(flows, policy, str(path))
 
 

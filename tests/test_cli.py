@@ -58,8 +58,20 @@ def test_ivr_call_piped_speech_prints_the_route_and_context():
     assert "IVR: Welcome back, James." in r.stdout
     assert "you> my card was declined at the store" in r.stdout
     assert "Routed to queue 'cards': skills cards>=2; language en; priority 1." in r.stdout
-    context = json.loads(r.stdout[r.stdout.index("Context handed to the agent:") + 29:])
+    start = r.stdout.index("Context handed to the agent:") + 29
+    context = json.loads(r.stdout[start:r.stdout.index("\nRouting decisions:")])
     assert context["intent"] == "cards" and context["customer"]["first_name"] == "James"
+    assert "[ringing agent ben]" in r.stdout  # the roster's best cards agent is reserved
+    assert "[agent hears] cards call. James Carter, standard customer." in r.stdout
+    assert "offered to agent ben (enqueue)" in r.stdout and "runner-up chloe" in r.stdout
+    assert r.stderr == ""
+
+
+def test_ivr_call_with_agents_offline_waits_in_queue():
+    r = run_cli("call", "flows/quickstart.yaml", "--agents-offline", stdin="2\n")
+    assert r.returncode == 0, r.stderr
+    assert "[queued in 'support']" in r.stdout and "[ringing agent" not in r.stdout
+    assert "queued (enqueue)" in r.stdout
 
 
 def test_ivr_call_with_closed_hours_and_digits():

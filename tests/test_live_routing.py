@@ -26,14 +26,16 @@ AGENT_AUTH = {"Authorization": "Bearer agent-secret"}
 class Center:
     """The app with live routing, a fake Twilio API, a clock and helpers."""
 
-    def __init__(self, api: FakeTwilioAPI) -> None:
+    def __init__(self, api: FakeTwilioAPI, data_dir=None) -> None:
         self.now = OPEN
-        self.store = MemoryStore()
         self.api = api
         self.app = create_app(Settings(
-            flows_dir=FLOWS, store="memory", auth_token=TOKEN, account_sid=ACCOUNT,
-            twilio_api_url=api.url, public_url=PUBLIC, agent_token="agent-secret",
-            reload_interval_s=0, routing_tick_s=0), store=self.store, clock=lambda: self.now)
+            flows_dir=FLOWS, store="sqlite" if data_dir else "memory", data_dir=data_dir or
+            "var", auth_token=TOKEN, account_sid=ACCOUNT, twilio_api_url=api.url,
+            public_url=PUBLIC, agent_token="agent-secret", reload_interval_s=0,
+            routing_tick_s=0), store=None if data_dir else MemoryStore(),
+            clock=lambda: self.now)
+        self.store = self.app.extensions["ivr.store"]
         self.client = self.app.test_client()
         self.transport = FlaskTransport(self.app, TOKEN, base_url=PUBLIC)
 
@@ -207,3 +209,18 @@ def test_agent_api_needs_its_token_and_names_bad_fields(center):
     assert r.status_code == 400 and "skills.cards = 9" in r.json["error"]
     r = center.client.post("/agents/x/state", headers=AGENT_AUTH, json={"state": "dancing"})
     assert r.status_code == 400
+
+
+def test_route_explain_reads_the_decisions_from_the_store(tmp_path, capsys):
+    from ivr.cli import main
+
+    with FakeTwilioAPI() as api:
+        center = Center(api, data_dir=tmp_path)
+        center.agent("ben", {"cards": 5}, "client:ben")  # joins the roster's ben, now available
+        center.agent("chloe", {"cards": 4}, "client:chloe")
+        sid = center.call(["2"])
+    assert main(["route", "explain", sid, "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"call {sid} [cards] offered to agent ben (enqueue)" in out
+    assert "chosen    ben: score 5" in out and "runner-up chloe: score 4" in out
+    assert main(["route", "explain", "CA" + "0" * 32, "--data-dir", str(tmp_path)]) == 1

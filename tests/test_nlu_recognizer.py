@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.nlu import (
     DEFAULT_THRESHOLD,
@@ -17,6 +19,7 @@ from ivr.nlu import (
 )
 from ivr.nlu import cache as nlu_cache
 from ivr.nlu.classifier import LinearRecognizer
+from ivr.nlu.data import examples_from_rows, read_labelled_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nlu"
 FLOW = yaml.safe_load((FIXTURES / "flow_intents.yaml").read_text(encoding="utf-8"))["nodes"]
@@ -212,3 +215,16 @@ def test_confidences_are_probabilities_across_many_intents():
         ranked = rec.rank(said)
         _check_contract(ranked)
         assert not any(math.isnan(s.confidence) for s in ranked)
+
+
+_PROPERTY_REC = LinearRecognizer(FLOW["main_menu"]["intents"])
+_PROPERTY_BIG = LinearRecognizer(examples_from_rows(read_labelled_csv(FIXTURES / "train.csv")))
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=80), asr=st.one_of(st.none(), st.floats(0, 1)))
+def test_rank_contract_holds_for_any_text(text, asr):
+    for rec in (_PROPERTY_REC, _PROPERTY_BIG):
+        ranked = rec.rank(text, asr_confidence=asr)
+        _check_contract(ranked)
+        assert all(s.intent in rec.intents for s in ranked)

@@ -18,12 +18,18 @@ from routing import Agent, AgentState, Call, DecisionKind, Router
 from routing.policy import parse_policy
 
 
-def simulate(handle: str, n_calls: int, agents: int, load: float, seed: int) -> tuple[list[float], list[float]]:
+def simulate(
+    handle: str, n_calls: int, agents: int, load: float, seed: int
+) -> tuple[list[float], list[float]]:
     """Return (estimates, actual waits) of the calls that had to queue."""
     rng = random.Random(seed)
     aht = 120.0
-    policy = parse_policy({"queues": {"general": {"skills": {"general": 1}, "handle_seconds": aht}},
-                           "wrap_up_seconds": 0})
+    policy = parse_policy(
+        {
+            "queues": {"general": {"skills": {"general": 1}, "handle_seconds": aht}},
+            "wrap_up_seconds": 0,
+        }
+    )
     r = Router(policy)
     for i in range(agents):
         r.add_agent(Agent(f"a{i}", {"general": 1 + i % 5}, presence=AgentState.AVAILABLE), 0.0)
@@ -78,7 +84,7 @@ def test_estimated_wait_matches_what_then_happened(handle: str, tolerance: float
     # unbiased on average ...
     assert abs(mean_est - mean_act) <= tolerance * mean_act, (mean_est, mean_act)
     # ... and informative call by call: much better than quoting everyone the mean
-    mae = statistics.fmean(abs(e - a) for e, a in zip(est, actual))
+    mae = statistics.fmean(abs(e - a) for e, a in zip(est, actual, strict=True))
     mae_flat = statistics.fmean(abs(mean_act - a) for a in actual)
     assert mae < 0.6 * mae_flat, (mae, mae_flat)
     assert statistics.correlation(est, actual) > 0.8

@@ -76,11 +76,15 @@ def test_all_problems_are_collected_with_suggestions() -> None:
     assert got == [
         f"{SRC}: scoring.skill_weights.fraud: must be > 0, got 0 (leave a skill out to use default_weight)",
         f"{SRC}: queues.billing.overflow_queue: unknown queue 'genral'; did you mean 'general'?",
-        (f"{SRC}: queues.cards.skills.card: unknown skill 'card'; did you mean 'cards'? "
-         "(add it to `skills` or fix the name)"),
+        (
+            f"{SRC}: queues.cards.skills.card: unknown skill 'card'; did you mean 'cards'? "
+            "(add it to `skills` or fix the name)"
+        ),
         f"{SRC}: queues.loans.relax[1].min_level: 4 would tighten the previous step (2); steps may only relax",
-        (f"{SRC}: queues.spanish.language: unknown language 'ess'; did you mean 'es'? "
-         "(add it to `languages` or fix the code)"),
+        (
+            f"{SRC}: queues.spanish.language: unknown language 'ess'; did you mean 'es'? "
+            "(add it to `languages` or fix the code)"
+        ),
     ]
 
 
@@ -90,19 +94,35 @@ def test_schema_errors_name_the_field() -> None:
     d["queues"]["fraud"]["relax"][0]["min_level"] = 7
     d["reservation"]["timeout_seconds"] = -1
     got = problems(d)
-    assert f"{SRC}: queues.tech.relx: unknown field; did you mean 'relax'? (remove it or fix its name)" in got
-    assert any(line.startswith(f"{SRC}: queues.fraud.relax[0].min_level: ") and "(got 7)" in line for line in got)
+    assert (
+        f"{SRC}: queues.tech.relx: unknown field; did you mean 'relax'? (remove it or fix its name)"
+        in got
+    )
+    assert any(
+        line.startswith(f"{SRC}: queues.fraud.relax[0].min_level: ") and "(got 7)" in line
+        for line in got
+    )
     assert any(line.startswith(f"{SRC}: reservation.timeout_seconds: ") for line in got)
     assert len(got) == 3
 
 
 def test_overflow_needs_a_wait_and_must_not_loop() -> None:
-    d = {"queues": {"a": {"max_wait_seconds": 60, "overflow_queue": "b"},
-                    "b": {"max_wait_seconds": 60, "overflow_queue": "a"},
-                    "c": {"overflow_queue": "a"}}}
+    d = {
+        "queues": {
+            "a": {"max_wait_seconds": 60, "overflow_queue": "b"},
+            "b": {"max_wait_seconds": 60, "overflow_queue": "a"},
+            "c": {"overflow_queue": "a"},
+        }
+    }
     got = problems(d)
-    assert f"{SRC}: queues.a.overflow_queue: overflow loop a -> b -> a; end the chain in a queue without overflow" in got
-    assert f"{SRC}: queues.c.max_wait_seconds: required with overflow_queue (when should the call move?)" in got
+    assert (
+        f"{SRC}: queues.a.overflow_queue: overflow loop a -> b -> a; end the chain in a queue without overflow"
+        in got
+    )
+    assert (
+        f"{SRC}: queues.c.max_wait_seconds: required with overflow_queue (when should the call move?)"
+        in got
+    )
 
 
 def test_unknown_queue_suggests_close_name() -> None:

@@ -29,21 +29,32 @@ SKILLS = ["a", "b", "c"]
 
 
 def make_policy(aging: float | None) -> RoutingPolicy:
-    return parse_policy({
-        "queues": {
-            "qa": {"skills": {"a": 2}, "relax": [{"after_seconds": 10, "min_level": 1}]},
-            "qab": {"skills": {"a": 1, "b": 2}, "priority": 1,
-                    "relax": [{"after_seconds": 20, "any_language": True}]},
-            "qc": {"skills": {"c": 3}, "language": "en",
-                   "relax": [{"after_seconds": 5, "min_level": 2},
-                             {"after_seconds": 15, "min_level": 1, "any_language": True}],
-                   "max_wait_seconds": 40, "overflow_queue": "qa"},
-        },
-        "scoring": {"skill_weights": {"a": 2, "b": 1.5}},
-        "priority_aging": {"seconds_per_level": aging},
-        "reservation": {"timeout_seconds": 8},
-        "wrap_up_seconds": 3,
-    })
+    return parse_policy(
+        {
+            "queues": {
+                "qa": {"skills": {"a": 2}, "relax": [{"after_seconds": 10, "min_level": 1}]},
+                "qab": {
+                    "skills": {"a": 1, "b": 2},
+                    "priority": 1,
+                    "relax": [{"after_seconds": 20, "any_language": True}],
+                },
+                "qc": {
+                    "skills": {"c": 3},
+                    "language": "en",
+                    "relax": [
+                        {"after_seconds": 5, "min_level": 2},
+                        {"after_seconds": 15, "min_level": 1, "any_language": True},
+                    ],
+                    "max_wait_seconds": 40,
+                    "overflow_queue": "qa",
+                },
+            },
+            "scoring": {"skill_weights": {"a": 2, "b": 1.5}},
+            "priority_aging": {"seconds_per_level": aging},
+            "reservation": {"timeout_seconds": 8},
+            "wrap_up_seconds": 3,
+        }
+    )
 
 
 POLICIES = [make_policy(None), make_policy(30.0)]
@@ -56,8 +67,13 @@ agent_st = st.builds(
     st.sampled_from([0.0, None]),
 )
 
-KINDS = (["enqueue"] * 5 + ["accept"] * 4 + ["complete"] * 3 + ["advance"] * 2
-         + ["reject", "timeout", "abandon", "available", "break", "offline", "shift", "rebalance"])
+KINDS = (
+    ["enqueue"] * 5
+    + ["accept"] * 4
+    + ["complete"] * 3
+    + ["advance"] * 2
+    + ["reject", "timeout", "abandon", "available", "break", "offline", "shift", "rebalance"]
+)
 # every op draws all arguments; each kind uses the ones it needs
 op_st = st.tuples(
     st.sampled_from(KINDS),
@@ -84,8 +100,11 @@ def oracle_agent(r: Router, req: Requirement, excluded: set[str]) -> str | None:
 
 def refused(r: Router, call_id: str) -> set[str]:
     """Agents that rejected the call or let its offer time out, from the decision log."""
-    return {d.agent_id for d in r.explain(call_id)
-            if d.kind in (DecisionKind.REJECTED, DecisionKind.TIMED_OUT) and d.agent_id}
+    return {
+        d.agent_id
+        for d in r.explain(call_id)
+        if d.kind in (DecisionKind.REJECTED, DecisionKind.TIMED_OUT) and d.agent_id
+    }
 
 
 def oracle_call(r: Router, agent: Agent) -> str | None:
@@ -97,7 +116,9 @@ def oracle_call(r: Router, agent: Agent) -> str | None:
             continue
         if not is_eligible(agent.skills, agent.languages, r.requirement(c.id)):
             continue
-        key = call_order_key(r.policy.queues[c.queue].priority + c.priority, c.enqueued_at, c.seq, aging)
+        key = call_order_key(
+            r.policy.queues[c.queue].priority + c.priority, c.enqueued_at, c.seq, aging
+        )
         best = min(best, (key, c.id)) if best else (key, c.id)
     return best[1] if best else None
 
@@ -113,7 +134,9 @@ def check_state(r: Router, enqueued: set[str], finished: set[str]) -> None:
             assert oracle_agent(r, r.requirement(c.id), refused(r, c.id)) is None, c.id
         if c.state is CallState.RESERVED:
             a = r.agents[c.agent_id]  # type: ignore[index]
-            assert is_eligible(a.skills, a.languages, r.requirement(c.id)) and a.id not in refused(r, c.id)
+            assert is_eligible(a.skills, a.languages, r.requirement(c.id)) and a.id not in refused(
+                r, c.id
+            )
     for cid in enqueued:  # an agent who refused a call is never offered it again
         seen: set[str] = set()
         for d in r.explain(cid):
@@ -136,8 +159,17 @@ def test_router_agrees_with_brute_force_through_any_history(
     now = 0.0
     for i, (skills, langs, cap, wrap) in enumerate(agents):
         presence = AgentState.OFFLINE if i % 3 == 2 else AgentState.AVAILABLE
-        r.add_agent(Agent(f"a{i}", skills, frozenset(langs), capacity=cap, wrap_up_seconds=wrap,
-                          presence=presence), now)
+        r.add_agent(
+            Agent(
+                f"a{i}",
+                skills,
+                frozenset(langs),
+                capacity=cap,
+                wrap_up_seconds=wrap,
+                presence=presence,
+            ),
+            now,
+        )
         now += 1.0  # different idle times, so ties on score are broken by idle time
     ids = sorted(r.agents)
     enqueued: set[str] = set()
@@ -209,14 +241,18 @@ batch_st = st.integers(1, 4).flatmap(
         lambda na: st.tuples(
             st.just(nc),
             st.dictionaries(st.integers(0, na - 1), st.integers(1, 2), min_size=na, max_size=na),
-            st.lists(st.dictionaries(st.integers(0, na - 1), st.integers(1, 9)), min_size=nc, max_size=nc),
+            st.lists(
+                st.dictionaries(st.integers(0, na - 1), st.integers(1, 9)), min_size=nc, max_size=nc
+            ),
             st.permutations(list(range(na))),
         )
     )
 )
 
 
-def unpack(inst: Any) -> tuple[list[str], dict[str, int], dict[str, dict[str, float]], dict[str, int]]:
+def unpack(
+    inst: Any,
+) -> tuple[list[str], dict[str, int], dict[str, dict[str, float]], dict[str, int]]:
     nc, slots, rows, idle = inst
     calls = [f"c{i}" for i in range(nc)]
     agents = {f"a{j}": k for j, k in slots.items()}
@@ -224,7 +260,9 @@ def unpack(inst: Any) -> tuple[list[str], dict[str, int], dict[str, dict[str, fl
     return calls, agents, edges, {f"a{j}": rank for j, rank in enumerate(idle)}
 
 
-def brute_force(calls: list[str], agents: dict[str, int], edges: dict[str, dict[str, float]]) -> tuple[Any, float]:
+def brute_force(
+    calls: list[str], agents: dict[str, int], edges: dict[str, dict[str, float]]
+) -> tuple[Any, float]:
     """Best (served ranks, total fit) over every feasible assignment."""
     best: Any = None
     for choice in itertools.product(*[[None, *edges[c]] for c in calls]):
@@ -235,7 +273,7 @@ def brute_force(calls: list[str], agents: dict[str, int], edges: dict[str, dict[
         if any(used[a] > agents[a] for a in used):
             continue
         ranks = tuple(i for i, a in enumerate(choice) if a is not None)
-        fit = sum(edges[c][a] for c, a in zip(calls, choice) if a is not None)
+        fit = sum(edges[c][a] for c, a in zip(calls, choice, strict=True) if a is not None)
         key = (len(ranks), tuple(-x for x in ranks), round(fit, 9))
         best = max(best, key) if best else key
     return best

@@ -40,10 +40,16 @@ def bank(*agents: tuple[Agent, float]) -> Router:
 
 
 def test_best_fit_wins_and_ties_go_to_longest_idle() -> None:
-    r = bank((agent("a1", {"billing": 3}), 0), (agent("a2", {"billing": 5}), 5),
-             (agent("a3", {"billing": 5}), 2), (agent("a4", {"billing": 2}), 0))
+    r = bank(
+        (agent("a1", {"billing": 3}), 0),
+        (agent("a2", {"billing": 5}), 5),
+        (agent("a3", {"billing": 5}), 2),
+        (agent("a4", {"billing": 2}), 0),
+    )
     d = r.enqueue(Call("c1", "billing"), 10)
-    assert d.kind is DecisionKind.OFFERED and d.agent_id == "a3"  # 5 beats 3; a3 idle longer than a2
+    assert (
+        d.kind is DecisionKind.OFFERED and d.agent_id == "a3"
+    )  # 5 beats 3; a3 idle longer than a2
     assert (d.score, d.runner_up_id, d.runner_up_score) == (5.0, "a2", 5.0)
     assert d.eligible_count == 3  # a4 (level 2) is not eligible at step 0
     assert r.agents["a3"].state is AgentState.RESERVED
@@ -55,8 +61,12 @@ def test_best_fit_wins_and_ties_go_to_longest_idle() -> None:
 
 
 def test_weights_decide_between_skill_mixes() -> None:
-    pol = parse_policy({"queues": {"q": {"skills": {"fraud": 1, "cards": 1}}},
-                        "scoring": {"skill_weights": {"fraud": 3}}})
+    pol = parse_policy(
+        {
+            "queues": {"q": {"skills": {"fraud": 1, "cards": 1}}},
+            "scoring": {"skill_weights": {"fraud": 3}},
+        }
+    )
     r = Router(pol)
     r.add_agent(agent("cardsy", {"fraud": 1, "cards": 5}), 0)  # 3*1 + 5 = 8
     r.add_agent(agent("fraudy", {"fraud": 3, "cards": 1}), 1)  # 3*3 + 1 = 10
@@ -83,15 +93,25 @@ def test_relaxation_steps_widen_the_pool_over_time() -> None:
     assert r.enqueue(Call("c2", "billing", skills={"billing": 4}), 31).kind is DecisionKind.QUEUED
     assert r.tick(60) == []
     step1, step2 = r.tick(121)  # at 61 level >= 2 (still nobody free), at 121 any level
-    assert (step1.kind, step1.step, step1.requirement) == (DecisionKind.QUEUED, 1, "billing>=2, language en")
+    assert (step1.kind, step1.step, step1.requirement) == (
+        DecisionKind.QUEUED,
+        1,
+        "billing>=2, language en",
+    )
     assert (step2.call_id, step2.agent_id, step2.step) == ("c2", "lvl1", 2)
     assert [x.kind for x in r.explain("c2")] == [DecisionKind.QUEUED] * 2 + [DecisionKind.OFFERED]
 
 
 def test_freed_agent_takes_highest_priority_then_longest_waiting() -> None:
-    pol = parse_policy({"queues": {"low": {"skills": {"general": 1}},
-                                   "high": {"skills": {"general": 1}, "priority": 1}},
-                        "wrap_up_seconds": 0})
+    pol = parse_policy(
+        {
+            "queues": {
+                "low": {"skills": {"general": 1}},
+                "high": {"skills": {"general": 1}, "priority": 1},
+            },
+            "wrap_up_seconds": 0,
+        }
+    )
     r = Router(pol)
     r.add_agent(agent("a", {"general": 3}), 0)
     r.enqueue(Call("busy", "low"), 0)
@@ -105,9 +125,16 @@ def test_freed_agent_takes_highest_priority_then_longest_waiting() -> None:
 
 
 def test_priority_aging_lets_an_old_call_overtake() -> None:
-    pol = parse_policy({"queues": {"low": {"skills": {"general": 1}},
-                                   "high": {"skills": {"general": 1}, "priority": 1}},
-                        "priority_aging": {"seconds_per_level": 60}, "wrap_up_seconds": 0})
+    pol = parse_policy(
+        {
+            "queues": {
+                "low": {"skills": {"general": 1}},
+                "high": {"skills": {"general": 1}, "priority": 1},
+            },
+            "priority_aging": {"seconds_per_level": 60},
+            "wrap_up_seconds": 0,
+        }
+    )
     r = Router(pol)
     r.add_agent(agent("a", {"general": 3}), 0)
     r.enqueue(Call("busy", "low"), 0)
@@ -189,7 +216,10 @@ def test_overflow_moves_the_call_to_the_overflow_queue() -> None:
     r.enqueue(Call("c", "billing"), 0)
     out = r.tick(300)
     assert [(x.trigger, x.kind.value, x.time) for x in out] == [
-        ("relax", "queued", 30), ("relax", "queued", 90), ("overflow", "queued", 300)]
+        ("relax", "queued", 30),
+        ("relax", "queued", 90),
+        ("overflow", "queued", 300),
+    ]
     assert out[-1].note == "overflowed from billing after 300 s; no eligible agent free"
     assert r.calls["c"].queue == "general" and r.calls["c"].skills == {"general": 1}
     [d] = r.agent_available("g", 301)
@@ -199,7 +229,9 @@ def test_overflow_moves_the_call_to_the_overflow_queue() -> None:
 
 def test_shift_start_is_solved_as_an_assignment_not_greedily() -> None:
     # greedy would give the most urgent call its best agent "wide" and leave the other unserved
-    pol = parse_policy({"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}})
+    pol = parse_policy(
+        {"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}}
+    )
     r = Router(pol)
     r.add_agent(Agent("wide", {"x": 5, "y": 1}, frozenset()), 0)
     r.add_agent(Agent("narrow", {"x": 1}, frozenset()), 0)
@@ -221,7 +253,9 @@ def test_stats_and_service_level() -> None:
     s = r.stats("general", 40)
     assert (s.waiting, s.answered, s.abandoned, s.offered) == (1, 1, 1, 3)
     assert s.longest_wait == 30
-    assert s.service_level == pytest.approx(1 / 3)  # fast in 5 s; gone abandoned; slow waits past 20 s
+    assert s.service_level == pytest.approx(
+        1 / 3
+    )  # fast in 5 s; gone abandoned; slow waits past 20 s
     assert s.average_wait == 5 and s.abandonment_rate == pytest.approx(1 / 3)
     assert (s.agents_staffed, s.agents_available, s.agents_busy) == (1, 0, 1)
     assert json.loads(json.dumps(s.as_dict()))["queue"] == "general"
@@ -252,7 +286,9 @@ def test_errors_name_the_thing_and_the_fix() -> None:
         r.agent_available("ana", 1)
     with pytest.raises(InvalidRecordError, match=r"skills.cards = 9: levels are integers 1-5"):
         Agent("x", {"cards": 9})
-    with pytest.raises(InvalidTransitionError, match="only a connected call can complete; use abandon"):
+    with pytest.raises(
+        InvalidTransitionError, match="only a connected call can complete; use abandon"
+    ):
         r.set_agent_state("anna", "offline", 1)
         r.enqueue(Call("c", "general"), 1)
         r.complete("c", 2)
@@ -261,14 +297,24 @@ def test_errors_name_the_thing_and_the_fix() -> None:
 
 
 def test_core_is_pure() -> None:
-    code = ("import sys, routing, routing.cli, routing.batch; "
-            "bad = {'flask', 'simpy', 'twilio', 'sqlite3', 'requests'} & set(sys.modules); "
-            "print(sorted(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    code = (
+        "import sys, routing, routing.cli, routing.batch; "
+        "bad = {'flask', 'simpy', 'twilio', 'sqlite3', 'requests'} & set(sys.modules); "
+        "print(sorted(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == "[]"
     for f in (ROOT / "routing").glob("*.py"):
         text = f.read_text()
-        for banned in ("import time", "import datetime", "import random", "from time", "\n    global "):
+        for banned in (
+            "import time",
+            "import datetime",
+            "import random",
+            "from time",
+            "\n    global ",
+        ):
             assert banned not in text, f"{f.name}: {banned!r}"
 
 
@@ -277,17 +323,25 @@ def _workload(r: Router, seed: int) -> list[tuple[float, str, str | None]]:
 
     rng = random.Random(seed)
     for i in range(20):
-        skills = {s: rng.randint(1, 5) for s in rng.sample(["billing", "cards", "general", "fraud"], 2)}
+        skills = {
+            s: rng.randint(1, 5) for s in rng.sample(["billing", "cards", "general", "fraud"], 2)
+        }
         r.add_agent(agent(f"a{i}", skills, rng.choice(["en", "es", "en,es"])), 0.0)
     now, out, connected = 0.0, [], []
     for n in range(300):
         now += rng.expovariate(1 / 4)
-        d = r.enqueue(Call(f"c{n}", rng.choice(["billing", "cards", "general", "fraud", "spanish"])), now)
+        d = r.enqueue(
+            Call(f"c{n}", rng.choice(["billing", "cards", "general", "fraud", "spanish"])), now
+        )
         decisions = [d, *r.tick(now)]
         if connected and rng.random() < 0.9:
             decisions += r.complete(connected.pop(rng.randrange(len(connected))), now)
         for x in decisions:
-            if x.kind is DecisionKind.OFFERED and r.calls.get(x.call_id) and r.calls[x.call_id].agent_id == x.agent_id:
+            if (
+                x.kind is DecisionKind.OFFERED
+                and r.calls.get(x.call_id)
+                and r.calls[x.call_id].agent_id == x.agent_id
+            ):
                 if rng.random() < 0.1:
                     decisions += r.reject(x.call_id, x.agent_id, now)
                 else:
@@ -307,15 +361,22 @@ def test_restore_under_a_changed_policy() -> None:
     r = bank((agent("a", {"billing": 3}), 0))
     r.enqueue(Call("c1", "billing"), 1)
     data = r.to_dict()
-    fewer = {**data["policy"], "queues": {k: v for k, v in data["policy"]["queues"].items() if k != "cards"}}
+    fewer = {
+        **data["policy"],
+        "queues": {k: v for k, v in data["policy"]["queues"].items() if k != "cards"},
+    }
     assert Router.from_dict({**data, "policy": fewer}).calls["c1"].agent_id == "a"
     no_billing = {**data["policy"], "queues": {"general": data["policy"]["queues"]["general"]}}
-    with pytest.raises(InvalidTransitionError, match="queue\\(s\\) billing that the policy no longer declares"):
+    with pytest.raises(
+        InvalidTransitionError, match="queue\\(s\\) billing that the policy no longer declares"
+    ):
         Router.from_dict({**data, "policy": no_billing})
 
 
 def test_a_burst_of_calls_is_assigned_as_one_batch() -> None:
-    pol = parse_policy({"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}})
+    pol = parse_policy(
+        {"queues": {"a": {"skills": {"x": 1}, "priority": 1}, "b": {"skills": {"y": 1}}}}
+    )
     r = Router(pol)
     r.add_agent(agent("wide", {"x": 5, "y": 1}), 0)
     r.add_agent(agent("narrow", {"x": 1}), 0)
@@ -326,3 +387,17 @@ def test_a_burst_of_calls_is_assigned_as_one_batch() -> None:
     d = next(d for d in out if d.call_id == "urgent")
     assert (d.score, d.runner_up_id, d.runner_up_score, d.eligible_count) == (1.0, "wide", 5.0, 2)
     assert d.note == "batch of 2 agents and 3 calls, optimal"
+
+
+def test_update_agent_skills_take_effect_at_once() -> None:
+    r = bank((agent("a", {"general": 2}), 0))
+    r.enqueue(Call("c1", "cards"), 1)
+    [d] = r.update_agent("a", 2, skills={"general": 2, "cards": 4})
+    assert (d.call_id, d.agent_id) == ("c1", "a")
+    with pytest.raises(InvalidRecordError, match="capacity = 0: must be an integer >= 1"):
+        r.update_agent("a", 3, capacity=0)
+    r.update_agent("a", 3, capacity=2)
+    r.enqueue(Call("c2", "general"), 4)
+    with pytest.raises(InvalidTransitionError, match="capacity 1 is below the 2 calls it holds"):
+        r.update_agent("a", 5, capacity=1)
+    r.check_invariants()

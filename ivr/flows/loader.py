@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Id of the built-in node that reaches a human when a flow names no escape target.
 HUMAN_NODE = "__agent__"
-#: Files in a flows folder that are not flows (the routing policy lives beside them).
-NOT_FLOWS = frozenset({"routing.yaml", "routing.yml"})
+#: Files in a flows folder that are not flows (the routing policy and the roster).
+NOT_FLOWS = frozenset({"routing.yaml", "routing.yml", "agents.yaml"})
 
 
 @dataclass(frozen=True)

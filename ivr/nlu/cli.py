@@ -12,7 +12,8 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from ivr.nlu import DEFAULT_THRESHOLD, NLUError
+from ivr.nlu import NLUError
+from ivr.nlu.classifier import FLOW_THRESHOLD, LARGE_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     ev.add_argument("--test", required=True, metavar="TEST.csv")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD,
-        help=f"confidence below which the answer is 'no match' (default {DEFAULT_THRESHOLD})",
+        "--threshold", type=float, default=None,
+        help="confidence below which the answer is 'no match' (default: the model's recommended "
+        f"threshold, {FLOW_THRESHOLD} for flow-sized example sets, {LARGE_THRESHOLD} for large ones)",
     )
     ev.set_defaults(func=run_eval)
 
@@ -52,7 +54,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ivr.nlu.data import read_labelled_csv
     from ivr.nlu.evaluate import evaluate
 
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         print(f"ivr nlu eval: --threshold must be within [0, 1], got {args.threshold}", file=sys.stderr)
         return 2
     try:

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from ivr.nlu import DEFAULT_THRESHOLD, IntentRecognizer
+from ivr.nlu import IntentRecognizer
 from ivr.nlu.classifier import OOS_LABEL, LinearRecognizer
 from ivr.nlu.data import examples_from_rows
 
@@ -35,10 +35,11 @@ def evaluate(
     train: Sequence[tuple[str, str]],
     test: Sequence[tuple[str, str]],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
 ) -> dict[str, float | None]:
     """Train on ``train`` rows, classify ``test`` rows one by one, report the metrics.
 
+    ``threshold`` defaults to the trained model's ``default_threshold``.
     ``accuracy`` is over in-scope rows and counts a "no match" as wrong;
     ``macro_f1`` is over the categories present in the test file, "no match"
     counting as a prediction of ``oos``.
@@ -46,6 +47,8 @@ def evaluate(
     start = time.perf_counter()
     model = LinearRecognizer(examples_from_rows(train))
     train_s = time.perf_counter() - start
+    if threshold is None:
+        threshold = model.default_threshold
 
     answer(model, test[0][0], threshold)  # warm-up: first call pays lazy imports
     predicted: list[str] = []

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.live_routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
+from ivr.roster import AgentSpec, load_roster
 from ivr.routing_state import MemoryRoutingState, RoutingState, SQLiteRoutingState
 from ivr.store import MemoryStore, SQLiteStore, Store
 from ivr.telephony import NoTelephony, Telephony, TwilioTelephony
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                     "until it is (try flows without a phone with `ivr call`)")
 
     app.extensions["ivr.routing"] = _make_routing(settings, app.extensions["ivr.flows"],
-                                                  app.extensions["ivr.store"], routing_state)
+                                                  app.extensions["ivr.store"], routing_state,
+                                                  clock)
 
     from ivr.web import admin, agents, queueing, voice
 
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
 
 
 def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
-                  state: RoutingState | None) -> LiveRouting:
+                  state: RoutingState | None, clock: Callable[[], dt.datetime]) -> LiveRouting:
     """The live router over the flows' routing policy; refuses flows that route to a
     queue, skill or language the policy lacks."""
     policy = routing_policy(settings.flows_dir, registry.flows)
@@ -78,9 +80,11 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     problems = policy_problems(registry.flows, policy, where)
     if problems:
         raise FlowError(problems)
+    roster = load_roster(settings.flows_dir, policy)
     if state is None:
         state = (SQLiteRoutingState(store.connection, policy) if isinstance(store, SQLiteStore)
                  else MemoryRoutingState(policy))
+    _install_roster(state, roster, clock().timestamp())
     telephony: Telephony = NoTelephony()
     if settings.account_sid and settings.auth_token:
         telephony = TwilioTelephony(settings.account_sid, settings.auth_token,
@@ -121,6 +125,26 @@ def _unexpected(exc: Exception) -> Any:
 
         return Response(apology(), 200, mimetype="text/xml")
     return jsonify(error="internal error"), 500
+
+
+def _install_roster(state: RoutingState, roster: list[AgentSpec], now: float) -> None:
+    """Agents of the roster join the router (logged out) unless already there; a changed
+    roster updates their skills, languages and capacity."""
+    if not roster:
+        return
+    with state.update() as router:
+        for spec in roster:
+            agent = router.agents.get(spec.id)
+            if agent is None:
+                router.add_agent(spec.agent(), now)
+            elif (agent.skills, agent.languages, agent.capacity) != (
+                    spec.skills, frozenset(spec.languages), spec.capacity):
+                state.record(router.update_agent(spec.id, now, skills=dict(spec.skills),
+                                                 languages=list(spec.languages),
+                                                 capacity=spec.capacity))
+    for spec in roster:
+        if state.contact(spec.id) != spec.contact:
+            state.set_contact(spec.id, spec.contact)
 
 
 def _background(app: Flask, settings: Settings) -> Callable[[], None]:
