@@ -33,7 +33,7 @@ Router (``routing.router.Router(policy=None, *, history_limit=10_000, record_dec
     # record_decisions=False (simulations): decisions carry seq, time, call, queue,
     # kind, trigger and agent only, and explain() keeps nothing; routing is identical.
     prepare() -> None                                 # build every queue x step x language index
-                                                      # now (else: on first use, one agent scan each)
+                                                      # now (else: one agent scan on first use)
     add_agent(agent, now) -> list[Decision]           # presence=available may take a call at once
     update_agent(agent_id, now, *, skills=None, languages=None, capacity=None) -> list[Decision]
     remove_agent(agent_id, now) -> None
@@ -121,8 +121,27 @@ from routing.router import Router
 from routing.stats import QueueStats
 
 __all__ = [
-    "Agent", "AgentState", "Call", "CallState", "Candidate", "Decision", "DecisionKind",
-    "InvalidRecordError", "InvalidTransitionError", "PolicyError", "QueueSpec", "QueueStats",
-    "RelaxStep", "Requirement", "Router", "RoutingError", "RoutingPolicy", "SlotState",
-    "UnknownAgentError", "UnknownCallError", "UnknownQueueError", "load_policy", "parse_policy",
+    "Agent",
+    "AgentState",
+    "Call",
+    "CallState",
+    "Candidate",
+    "Decision",
+    "DecisionKind",
+    "InvalidRecordError",
+    "InvalidTransitionError",
+    "PolicyError",
+    "QueueSpec",
+    "QueueStats",
+    "RelaxStep",
+    "Requirement",
+    "Router",
+    "RoutingError",
+    "RoutingPolicy",
+    "SlotState",
+    "UnknownAgentError",
+    "UnknownCallError",
+    "UnknownQueueError",
+    "load_policy",
+    "parse_policy",
 ]

@@ -118,7 +118,7 @@ def solve_batch(
                     w[i, j] = float(weight(c, a))
         # every served call must be matched: an ineligible pair costs more than any gain
         rows, cols = linear_sum_assignment(w, maximize=True)
-        for i, j in zip(rows, cols):
+        for i, j in zip(rows, cols, strict=True):
             pairs[served[i]] = slots[j][0]
         return BatchResult(pairs, tuple(served))
 

@@ -24,8 +24,14 @@ def format_decision(d: Decision) -> str:
     if d.kind is DecisionKind.OFFERED:
         lines.append(f"  eligible free agents: {d.eligible_count}")
         for i, c in enumerate(d.candidates):
-            mark = "chosen   " if c.agent_id == d.agent_id else ("runner-up" if i == 1 else "         ")
-            lines.append(f"    {mark} {c.agent_id}: score {c.score:g}, idle since {c.idle_since:g}s")
+            mark = (
+                "chosen   "
+                if c.agent_id == d.agent_id
+                else ("runner-up" if i == 1 else "         ")
+            )
+            lines.append(
+                f"    {mark} {c.agent_id}: score {c.score:g}, idle since {c.idle_since:g}s"
+            )
         if d.runner_up_id is None:
             lines.append("    (no runner-up)")
     if d.excluded:
@@ -42,7 +48,10 @@ def _check_policy(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         for line in err.problems:
             print(line, file=out)
         return 1
-    print(f"{args.path}: ok ({len(policy.queues)} queues: {', '.join(sorted(policy.queues))})", file=out)
+    print(
+        f"{args.path}: ok ({len(policy.queues)} queues: {', '.join(sorted(policy.queues))})",
+        file=out,
+    )
     return 0
 
 
@@ -53,7 +62,9 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """
     route = subparsers.add_parser("route", help="skills-based routing tools")
     sub = route.add_subparsers(dest="route_command", required=True)
-    check = sub.add_parser("check-policy", help="validate a routing policy file (exit 0 ok, 1 problems)")
+    check = sub.add_parser(
+        "check-policy", help="validate a routing policy file (exit 0 ok, 1 problems)"
+    )
     check.add_argument("path", help="policy YAML, e.g. flows/routing.yaml")
     check.set_defaults(func=_check_policy)
 

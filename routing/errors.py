@@ -12,7 +12,8 @@ class PolicyError(RoutingError):
 
     ``problems`` holds one line per problem, each naming file, field and value
     and saying how to fix it, e.g.
-    ``flows/routing.yaml: queues.billing.relax[1].after_seconds: must be >= the previous step (30)``.
+    ``flows/routing.yaml: queues.billing.relax[1].after_seconds: must be >= the previous
+    step (30), got 10``.
     """
 
     def __init__(self, problems: list[str]) -> None:

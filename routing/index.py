@@ -59,7 +59,7 @@ class RoutingIndex:
         self._cache: dict[str, list[tuple[Group, float]]] = {}
         self._call_ver: dict[str, int] = {}
         self._call_in: dict[str, Group] = {}
-        self._dirty: set[Group] = set()  # groups worth compacting
+        self._stale = 0  # heap entries made stale since the last compaction
 
     # -- groups ------------------------------------------------------------------
     def group(self, req: Requirement) -> Group:
@@ -128,25 +128,28 @@ class RoutingIndex:
         if members is None:
             return
         self._agent_ver[agent_id] = self._agent_ver.get(agent_id, 0) + 1
+        pop = heapq.heappop
         for g, _ in members:
             g.live_agents -= 1
-            n = len(g.agents)
-            if n > 2 * g.live_agents + 32:
-                if n > 8 * g.live_agents + 4096:
-                    self._compact_agents(g)  # nobody calls compact(): keep memory bounded
-                else:
-                    self._dirty.add(g)
+            heap = g.agents
+            if heap and heap[0][2] == agent_id:  # often on top (it was just chosen): drop it now
+                pop(heap)
+        self._stale += len(members)
+        if self._stale > 1_000_000:  # nobody calls compact(): keep memory bounded anyway
+            self.compact()
 
-    def compact(self, budget: int = 50_000) -> int:
-        """Drop stale heap entries of the groups that have many (housekeeping, off
-        the decision path: the router runs it in ``tick``). Returns entries scanned."""
-        done = 0
-        while self._dirty and done < budget:
-            g = self._dirty.pop()
-            done += len(g.agents) + len(g.calls)
-            self._compact_agents(g)
-            self._compact_calls(g)
-        return done
+    def compact(self, every: int = 20_000) -> None:
+        """Drop stale heap entries, in the groups where they outnumber the live ones,
+        once ``every`` entries went stale since the last time (housekeeping, off the
+        decision path: the router runs it from ``tick``)."""
+        if self._stale < every:
+            return
+        self._stale = 0
+        for g in self._groups.values():
+            if len(g.agents) > 2 * g.live_agents + 32:
+                self._compact_agents(g)
+            if len(g.calls) > 2 * g.live_calls + 32:
+                self._compact_calls(g)
 
     def _compact_calls(self, g: Group) -> None:
         ver = self._call_ver
@@ -214,10 +217,9 @@ class RoutingIndex:
         return [e[2] for e in g.agents if ver.get(e[2]) == e[3] and e[2] in self._agent_in]
 
     # -- calls -------------------------------------------------------------------
-    def call_waits(self, call_id: str, req: Requirement, key: tuple[float, float, int]) -> Group:
-        """Put a waiting call in its requirement's group (moving it if it was elsewhere)."""
+    def call_waits(self, call_id: str, g: Group, key: tuple[float, float, int]) -> Group:
+        """Put a waiting call in a group (moving it if it was elsewhere)."""
         self.call_leaves(call_id)
-        g = self.group(req)
         ver = self._call_ver.get(call_id, 0) + 1
         self._call_ver[call_id] = ver
         heapq.heappush(g.calls, (key, call_id, ver))
@@ -231,13 +233,12 @@ class RoutingIndex:
             return
         self._call_ver[call_id] += 1
         g.live_calls -= 1
+        if g.calls and g.calls[0][1] == call_id:  # the oldest leave first: keep the top clean
+            heapq.heappop(g.calls)
         if g.live_calls == 0:
             g.calls.clear()
-        elif len(g.calls) > 2 * g.live_calls + 32:
-            if len(g.calls) > 8 * g.live_calls + 4096:
-                self._compact_calls(g)
-            else:
-                self._dirty.add(g)
+        else:
+            self._stale += 1
 
     def forget_call(self, call_id: str) -> None:
         self.call_leaves(call_id)
@@ -249,7 +250,9 @@ class RoutingIndex:
     def waiting_group(self, call_id: str) -> Group | None:
         return self._call_in.get(call_id)
 
-    def best_call(self, agent: Agent, excluded_by: dict[str, set[str]]) -> tuple[str, Group, float] | None:
+    def best_call(
+        self, agent: Agent, excluded_by: dict[str, set[str]]
+    ) -> tuple[str, Group, float] | None:
         """The waiting call the agent should take next: smallest order key among the
         calls of the agent's groups (skipping calls that excluded the agent).
         Returns (call id, group, agent's score) or None."""

@@ -55,8 +55,14 @@ def _check_skills(owner: str, skills: Mapping[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for skill, level in skills.items():
         if not isinstance(skill, str) or not skill:
-            raise InvalidRecordError(f"{owner}: skill names must be non-empty strings, got {skill!r}")
-        if isinstance(level, bool) or not isinstance(level, int) or not MIN_LEVEL <= level <= MAX_LEVEL:
+            raise InvalidRecordError(
+                f"{owner}: skill names must be non-empty strings, got {skill!r}"
+            )
+        if (
+            isinstance(level, bool)
+            or not isinstance(level, int)
+            or not MIN_LEVEL <= level <= MAX_LEVEL
+        ):
             raise InvalidRecordError(
                 f"{owner}: skills.{skill} = {level!r}: levels are integers "
                 f"{MIN_LEVEL}-{MAX_LEVEL}; use {MIN_LEVEL} for 'any level'"
@@ -92,7 +98,11 @@ class Agent:
     def __post_init__(self) -> None:
         self.skills = _check_skills(f"agent {self.id}", self.skills)
         self.languages = frozenset(self.languages)
-        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int) or self.capacity < 1:
+        if (
+            isinstance(self.capacity, bool)
+            or not isinstance(self.capacity, int)
+            or self.capacity < 1
+        ):
             raise InvalidRecordError(
                 f"agent {self.id}: capacity = {self.capacity!r}: must be an integer >= 1 (voice: 1)"
             )
@@ -182,7 +192,9 @@ class Call:
     def __post_init__(self) -> None:
         self.skills = _check_skills(f"call {self.id}", self.skills)
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise InvalidRecordError(f"call {self.id}: priority = {self.priority!r}: must be an integer")
+            raise InvalidRecordError(
+                f"call {self.id}: priority = {self.priority!r}: must be an integer"
+            )
         self.state = CallState(self.state)
 
     def as_dict(self) -> dict[str, Any]:

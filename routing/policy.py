@@ -35,7 +35,9 @@ class RelaxStep(BaseModel):
     def label(self) -> str:
         parts = []
         if self.min_level is not None:
-            parts.append("any agent with the skills" if self.min_level == 1 else f"level >= {self.min_level}")
+            parts.append(
+                "any agent with the skills" if self.min_level == 1 else f"level >= {self.min_level}"
+            )
         if self.any_language:
             parts.append("any language")
         return f"after {self.after_seconds:g} s: " + (", ".join(parts) or "no change")
@@ -161,8 +163,19 @@ def _loc(parts: tuple[Any, ...]) -> str:
 
 
 _ALL_FIELDS = sorted(
-    {f for m in (RelaxStep, ServiceLevel, QueueSpec, Scoring, PriorityAging, Reservation, RoutingPolicy)
-     for f in m.model_fields}
+    {
+        f
+        for m in (
+            RelaxStep,
+            ServiceLevel,
+            QueueSpec,
+            Scoring,
+            PriorityAging,
+            Reservation,
+            RoutingPolicy,
+        )
+        for f in m.model_fields
+    }
 )
 
 
@@ -172,8 +185,10 @@ def _pydantic_problems(source: str, err: ValidationError) -> list[str]:
         where = _loc(tuple(e["loc"]))
         if e["type"] == "extra_forbidden":
             field = str(e["loc"][-1])
-            out.append(f"{source}: {where}: unknown field{did_you_mean(field, _ALL_FIELDS)}"
-                       " (remove it or fix its name)")
+            out.append(
+                f"{source}: {where}: unknown field{did_you_mean(field, _ALL_FIELDS)}"
+                " (remove it or fix its name)"
+            )
         elif e["type"] == "missing":
             out.append(f"{source}: {where}: required field is missing")
         else:
@@ -188,58 +203,78 @@ def _semantic_problems(source: str, p: RoutingPolicy) -> list[str]:
 
     def check_skill(where: str, skill: str) -> None:
         if known_skills and skill not in known_skills:
-            out.append(f"{source}: {where}: unknown skill {skill!r}{did_you_mean(skill, known_skills)}"
-                       " (add it to `skills` or fix the name)")
+            out.append(
+                f"{source}: {where}: unknown skill {skill!r}{did_you_mean(skill, known_skills)}"
+                " (add it to `skills` or fix the name)"
+            )
 
     def check_lang(where: str, lang: str | None) -> None:
         if lang is not None and known_langs and lang not in known_langs:
-            out.append(f"{source}: {where}: unknown language {lang!r}{did_you_mean(lang, known_langs)}"
-                       " (add it to `languages` or fix the code)")
+            out.append(
+                f"{source}: {where}: unknown language {lang!r}{did_you_mean(lang, known_langs)}"
+                " (add it to `languages` or fix the code)"
+            )
 
     if not p.queues:
         out.append(f"{source}: queues: at least one queue is needed (e.g. general)")
     for skill, w in p.scoring.skill_weights.items():
         check_skill(f"scoring.skill_weights.{skill}", skill)
         if not w > 0:
-            out.append(f"{source}: scoring.skill_weights.{skill}: must be > 0, got {w:g} "
-                       "(leave a skill out to use default_weight)")
+            out.append(
+                f"{source}: scoring.skill_weights.{skill}: must be > 0, got {w:g} "
+                "(leave a skill out to use default_weight)"
+            )
     for name, q in p.queues.items():
         base = f"queues.{name}"
         for skill, level in q.skills.items():
             check_skill(f"{base}.skills.{skill}", skill)
             if not MIN_LEVEL <= level <= MAX_LEVEL:
-                out.append(f"{source}: {base}.skills.{skill}: level {level} is outside "
-                           f"{MIN_LEVEL}-{MAX_LEVEL}")
+                out.append(
+                    f"{source}: {base}.skills.{skill}: level {level} is outside "
+                    f"{MIN_LEVEL}-{MAX_LEVEL}"
+                )
         check_lang(f"{base}.language", q.language)
         prev_after, prev_level = 0.0, MAX_LEVEL + 1
         for i, st in enumerate(q.relax):
             where = f"{base}.relax[{i}]"
             if st.after_seconds < prev_after:
-                out.append(f"{source}: {where}.after_seconds: must be >= the previous step "
-                           f"({prev_after:g}), got {st.after_seconds:g}")
+                out.append(
+                    f"{source}: {where}.after_seconds: must be >= the previous step "
+                    f"({prev_after:g}), got {st.after_seconds:g}"
+                )
             if st.min_level is not None:
                 if st.min_level > prev_level:
-                    out.append(f"{source}: {where}.min_level: {st.min_level} would tighten the "
-                               f"previous step ({prev_level}); steps may only relax")
+                    out.append(
+                        f"{source}: {where}.min_level: {st.min_level} would tighten the "
+                        f"previous step ({prev_level}); steps may only relax"
+                    )
                 prev_level = st.min_level
             if st.min_level is None and not st.any_language:
                 out.append(f"{source}: {where}: relaxes nothing; set min_level and/or any_language")
             if q.max_wait_seconds is not None and st.after_seconds >= q.max_wait_seconds:
-                out.append(f"{source}: {where}.after_seconds: {st.after_seconds:g} is not before "
-                           f"max_wait_seconds ({q.max_wait_seconds:g}); the step would never apply")
+                out.append(
+                    f"{source}: {where}.after_seconds: {st.after_seconds:g} is not before "
+                    f"max_wait_seconds ({q.max_wait_seconds:g}); the step would never apply"
+                )
             prev_after = st.after_seconds
         if q.overflow_queue is not None:
             if q.overflow_queue not in p.queues:
-                out.append(f"{source}: {base}.overflow_queue: unknown queue {q.overflow_queue!r}"
-                           f"{did_you_mean(q.overflow_queue, p.queues)}")
+                out.append(
+                    f"{source}: {base}.overflow_queue: unknown queue {q.overflow_queue!r}"
+                    f"{did_you_mean(q.overflow_queue, p.queues)}"
+                )
             elif q.overflow_queue == name:
                 out.append(f"{source}: {base}.overflow_queue: a queue cannot overflow into itself")
             if q.max_wait_seconds is None:
-                out.append(f"{source}: {base}.max_wait_seconds: required with overflow_queue "
-                           "(when should the call move?)")
+                out.append(
+                    f"{source}: {base}.max_wait_seconds: required with overflow_queue "
+                    "(when should the call move?)"
+                )
         elif q.max_wait_seconds is not None:
-            out.append(f"{source}: {base}.overflow_queue: required with max_wait_seconds "
-                       "(where should the call go?)")
+            out.append(
+                f"{source}: {base}.overflow_queue: required with max_wait_seconds "
+                "(where should the call go?)"
+            )
     # overflow chains must end
     for name in p.queues:
         seen = [name]
@@ -248,8 +283,10 @@ def _semantic_problems(source: str, p: RoutingPolicy) -> list[str]:
             seen.append(nxt)
             nxt = p.queues[nxt].overflow_queue
         if nxt is not None and nxt in p.queues and nxt == name and len(seen) > 1:
-            out.append(f"{source}: queues.{name}.overflow_queue: overflow loop "
-                       f"{' -> '.join(seen + [name])}; end the chain in a queue without overflow")
+            out.append(
+                f"{source}: queues.{name}.overflow_queue: overflow loop "
+                f"{' -> '.join(seen + [name])}; end the chain in a queue without overflow"
+            )
     return out
 
 
@@ -281,5 +318,7 @@ def load_policy(path: str | Path) -> RoutingPolicy:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise PolicyError([f"{source}: {where}: not valid YAML ({getattr(err, 'problem', err)})"]) from None
+        raise PolicyError(
+            [f"{source}: {where}: not valid YAML ({getattr(err, 'problem', err)})"]
+        ) from None
     return parse_policy(data, source)

@@ -70,8 +70,8 @@ class Router:
         self._waiting: dict[str, set[str]] = {q: set() for q in self.policy.queues}
         self._aging = self.policy.priority_aging.seconds_per_level
         self._step_labels: dict[tuple[str, int], str] = {}
-        self._reqs: dict[str, tuple[str, int, Requirement]] = {}  # call id -> (queue, step, req)
-        self._effective: dict[tuple[str, frozenset[tuple[str, int]], str | None, int], Requirement] = {}
+        self._reqs: dict[str, tuple[str, int, Group]] = {}  # call id -> (queue, step, its group)
+        self._effective: dict[tuple[str, frozenset[tuple[str, int]], str | None, int], Group] = {}
 
     def prepare(self) -> None:
         """Build the index of every queue x relaxation step x language now.
@@ -81,7 +81,9 @@ class Router:
         """
         for name, spec in self.policy.queues.items():
             # the languages a call of this queue can carry (None if the policy lists none)
-            langs: list[str | None] = [spec.language] if spec.language else [*self.policy.languages] or [None]
+            langs: list[str | None] = (
+                [spec.language] if spec.language else [*self.policy.languages] or [None]
+            )
             for lang in langs:
                 for step in range(len(spec.relax) + 1):
                     self._index.group(self.policy.effective(name, spec.skills, lang, step))
@@ -116,6 +118,11 @@ class Router:
             languages=frozenset(languages) if languages is not None else agent.languages,
             capacity=capacity if capacity is not None else agent.capacity,
         )
+        if new.capacity < agent.load:
+            raise InvalidTransitionError(
+                f"agent {agent_id}: capacity {new.capacity} is below the {agent.load} calls it "
+                "holds; lower it once they end"
+            )
         self._index.forget_agent(agent_id)
         agent.skills, agent.languages, agent.capacity = new.skills, new.languages, new.capacity
         return self._agent_free(agent, now, "agent_available")
@@ -155,7 +162,7 @@ class Router:
                 agent.idle_since = now
             agent.presence = AgentState.AVAILABLE
             self._refresh_state(agent, now)
-        return self._batch([self.agents[a] for a in ids], None, now, "batch")
+        return self._batch([self.agents[a] for a in ids], now, "batch")
 
     def set_agent_state(self, agent_id: str, state: AgentState | str, now: float) -> list[Decision]:
         """Set an agent's presence: available, break or offline.
@@ -177,7 +184,9 @@ class Router:
         self._index.agent_leaves(agent_id)
         out: list[Decision] = []
         for call_id in [c for c, s in agent.slots.items() if s is SlotState.RESERVED]:
-            out += self._withdraw(self.calls[call_id], agent, now, DecisionKind.REJECTED, "agent went " + state.value)
+            out += self._withdraw(
+                self.calls[call_id], agent, now, DecisionKind.REJECTED, "agent went " + state.value
+            )
         self._refresh_state(agent, now)
         return out
 
@@ -223,7 +232,15 @@ class Router:
         placed = {d.call_id for d in decisions}
         for call in calls:
             if call.id not in placed:
-                decisions.append(self._record(call, now, DecisionKind.QUEUED, "enqueue", group=self._index.waiting_group(call.id)))
+                decisions.append(
+                    self._record(
+                        call,
+                        now,
+                        DecisionKind.QUEUED,
+                        "enqueue",
+                        group=self._index.waiting_group(call.id),
+                    )
+                )
         return decisions
 
     def accept(self, call_id: str, agent_id: str, now: float) -> None:
@@ -260,10 +277,18 @@ class Router:
         if call.state is not CallState.CONNECTED:
             raise InvalidTransitionError(
                 f"call {call_id}: is {call.state.value}, only a connected call can complete"
-                + ("; use abandon for a caller who hung up while waiting" if call.state is CallState.WAITING else "")
+                + (
+                    "; use abandon for a caller who hung up while waiting"
+                    if call.state is CallState.WAITING
+                    else ""
+                )
             )
         agent = self.agents[call.agent_id]  # type: ignore[index]
-        wrap = agent.wrap_up_seconds if agent.wrap_up_seconds is not None else self.policy.wrap_up_seconds
+        wrap = (
+            agent.wrap_up_seconds
+            if agent.wrap_up_seconds is not None
+            else self.policy.wrap_up_seconds
+        )
         talk = now - (call.answered_at or now)
         self._counters[call.queue].handle_times.append(talk + wrap)
         call.state = CallState.COMPLETED
@@ -336,7 +361,7 @@ class Router:
     def rebalance(self, now: float, *, trigger: str = "batch") -> list[Decision]:
         """Assign all waiting calls to all free agents as one optimal batch."""
         free = [a for a in self.agents.values() if self._index.is_free(a.id)]
-        return self._batch(free, None, now, trigger)
+        return self._batch(free, now, trigger)
 
     # -------------------------------------------------------------- reading
     def explain(self, call_id: str) -> list[Decision]:
@@ -344,24 +369,40 @@ class Router:
         try:
             return list(self._history[call_id])
         except KeyError:
-            raise UnknownCallError(f"call {call_id}: no decisions recorded (unknown, or older than "
-                                   f"the last {self.history_limit} finished calls)") from None
+            raise UnknownCallError(
+                f"call {call_id}: no decisions recorded (unknown, or older than "
+                f"the last {self.history_limit} finished calls)"
+            ) from None
 
     def requirement(self, call_id: str) -> Requirement:
         """The call's requirement now (after the relaxation steps in force)."""
         return self._req_of(self._call(call_id))
 
-    def estimated_wait(self, now: float, *, call_id: str | None = None, queue: str | None = None,
-                       skills: Mapping[str, int] | None = None, language: str | None = None,
-                       priority: int = 0) -> float | None:
+    def estimated_wait(
+        self,
+        now: float,
+        *,
+        call_id: str | None = None,
+        queue: str | None = None,
+        skills: Mapping[str, int] | None = None,
+        language: str | None = None,
+        priority: int = 0,
+    ) -> float | None:
         """Expected seconds until an agent is offered the call.
 
         For a waiting ``call_id``: its remaining wait. For ``queue`` (with
         optional skills/language/priority, as the IVR would send): the wait of a
         call queued now. None when no staffed agent can ever take it.
         """
-        return stats_mod.estimated_wait(self, now, call_id=call_id, queue=queue, skills=skills,
-                                        language=language, priority=priority)
+        return stats_mod.estimated_wait(
+            self,
+            now,
+            call_id=call_id,
+            queue=queue,
+            skills=skills,
+            language=language,
+            priority=priority,
+        )
 
     def stats(self, queue: str, now: float) -> QueueStats:
         """Real-time figures of a queue (scans the agents: O(agents))."""
@@ -380,10 +421,13 @@ class Router:
         return snapshot.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, history_limit: int = 10_000,
-                  record_decisions: bool = True) -> Router:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, history_limit: int = 10_000, record_decisions: bool = True
+    ) -> Router:
         """Rebuild a router from :meth:`to_dict` output (indexes and timers are re-derived)."""
-        return snapshot.from_dict(cls, data, history_limit=history_limit, record_decisions=record_decisions)
+        return snapshot.from_dict(
+            cls, data, history_limit=history_limit, record_decisions=record_decisions
+        )
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the state is inconsistent (for tests and after a restore)."""
@@ -402,8 +446,13 @@ class Router:
                 self._park(c)
             elif c.state is CallState.RESERVED:
                 offered = c.offered_at or 0.0
-                self._push_timer(offered + self.policy.reservation.timeout_seconds, _OFFER, c.id,
-                                 c.agent_id or "", offered)
+                self._push_timer(
+                    offered + self.policy.reservation.timeout_seconds,
+                    _OFFER,
+                    c.id,
+                    c.agent_id or "",
+                    offered,
+                )
         for a in self.agents.values():
             for call_id, until in a.wrap_until.items():
                 self._push_timer(until, _WRAP, a.id, call_id, until)
@@ -414,8 +463,10 @@ class Router:
         try:
             return self.agents[agent_id]
         except KeyError:
-            raise UnknownAgentError(f"agent {agent_id!r}: not registered{did_you_mean(agent_id, self.agents)}; "
-                                    "add it with add_agent") from None
+            raise UnknownAgentError(
+                f"agent {agent_id!r}: not registered{did_you_mean(agent_id, self.agents)}; "
+                "add it with add_agent"
+            ) from None
 
     def _call(self, call_id: str) -> Call:
         try:
@@ -427,7 +478,11 @@ class Router:
     def _reserved(self, call_id: str, agent_id: str) -> tuple[Call, Agent]:
         call = self._call(call_id)
         if call.state is not CallState.RESERVED or call.agent_id != agent_id:
-            held = f"offered to {call.agent_id}" if call.state is CallState.RESERVED else call.state.value
+            held = (
+                f"offered to {call.agent_id}"
+                if call.state is CallState.RESERVED
+                else call.state.value
+            )
             raise InvalidTransitionError(f"call {call_id}: is {held}, not offered to {agent_id}")
         return call, self._agent(agent_id)
 
@@ -435,18 +490,23 @@ class Router:
         prio = self.policy.queues[call.queue].priority + call.priority
         return call_order_key(prio, call.enqueued_at, call.seq, self._aging)
 
-    def _req_of(self, call: Call) -> Requirement:
+    def _group_of(self, call: Call) -> Group:
+        """The index group of the call's requirement now (cached per call and per kind of call)."""
         hit = self._reqs.get(call.id)
         if hit is not None and hit[0] == call.queue and hit[1] == call.step:
             return hit[2]
         key = (call.queue, frozenset(call.skills.items()), call.language, call.step)
-        req = self._effective.get(key)
-        if req is None:
+        g = self._effective.get(key)
+        if g is None:
             if len(self._effective) > 50_000:
                 self._effective.clear()
-            req = self._effective[key] = self.policy.effective(call.queue, call.skills, call.language, call.step)
-        self._reqs[call.id] = (call.queue, call.step, req)
-        return req
+            req = self.policy.effective(call.queue, call.skills, call.language, call.step)
+            g = self._effective[key] = self._index.group(req)
+        self._reqs[call.id] = (call.queue, call.step, g)
+        return g
+
+    def _req_of(self, call: Call) -> Requirement:
+        return self._group_of(call).req
 
     def _step_label(self, queue: str, step: int) -> str:
         label = self._step_labels.get((queue, step))
@@ -455,9 +515,9 @@ class Router:
         return label
 
     def _park(self, call: Call) -> Group:
-        req = self._req_of(call)
+        g = self._group_of(call)
         self._waiting[call.queue].add(call.id)
-        return self._index.call_waits(call.id, req, self._key(call))
+        return self._index.call_waits(call.id, g, self._key(call))
 
     def _refresh_state(self, agent: Agent, now: float) -> None:
         s = agent.slots.values()
@@ -473,25 +533,47 @@ class Router:
             agent.state = new
             agent.state_since = now
 
-    def _record(self, call: Call, now: float, kind: DecisionKind, trigger: str, *,
-                agent_id: str | None = None, cands: list[Candidate] | None = None,
-                eligible: int = 0, group: Group | None = None, note: str = "") -> Decision:
+    def _record(
+        self,
+        call: Call,
+        now: float,
+        kind: DecisionKind,
+        trigger: str,
+        *,
+        agent_id: str | None = None,
+        cands: list[Candidate] | None = None,
+        eligible: int = 0,
+        group: Group | None = None,
+        note: str = "",
+    ) -> Decision:
         self._seq += 1
         if not self.record_decisions:
             return Decision(self._seq, now, call.id, call.queue, kind, trigger, agent_id)
         cands = cands or []
         d = Decision(
-            seq=self._seq, time=now, call_id=call.id, queue=call.queue, kind=kind, trigger=trigger,
+            seq=self._seq,
+            time=now,
+            call_id=call.id,
+            queue=call.queue,
+            kind=kind,
+            trigger=trigger,
             agent_id=agent_id,
             score=cands[0].score if cands else None,
             runner_up_id=cands[1].agent_id if len(cands) > 1 else None,
             runner_up_score=cands[1].score if len(cands) > 1 else None,
-            candidates=tuple(cands), eligible_count=eligible, step=call.step,
+            candidates=tuple(cands),
+            eligible_count=eligible,
+            step=call.step,
             step_label=self._step_label(call.queue, call.step),
             requirement=group.label if group else "",
-            priority=effective_priority(self.policy.queues[call.queue].priority + call.priority,
-                                        now - call.enqueued_at, self._aging),
-            waited=now - call.enqueued_at, excluded=tuple(sorted(call.excluded)), note=note,
+            priority=effective_priority(
+                self.policy.queues[call.queue].priority + call.priority,
+                now - call.enqueued_at,
+                self._aging,
+            ),
+            waited=now - call.enqueued_at,
+            excluded=tuple(sorted(call.excluded)),
+            note=note,
         )
         self._history.setdefault(call.id, []).append(d)
         return d
@@ -509,21 +591,41 @@ class Router:
 
     def _route(self, call: Call, now: float, trigger: str, note: str = "") -> Decision:
         """Offer the call to its best free eligible agent, or park it."""
-        req = self._req_of(call)
-        g = self._index.group(req)
+        g = self._group_of(call)
+        req = g.req
         cands = self._index.best_two(g, call.excluded) if g.live_agents else []
         if cands:
             eligible = g.live_agents
             if call.excluded:  # free eligible agents who refused the call do not count
-                eligible -= sum(1 for a in call.excluded if self._index.is_free(a) and a in self.agents
-                                and is_eligible(self.agents[a].skills, self.agents[a].languages, req))
+                eligible -= sum(
+                    1
+                    for a in call.excluded
+                    if self._index.is_free(a)
+                    and a in self.agents
+                    and is_eligible(self.agents[a].skills, self.agents[a].languages, req)
+                )
             self._reserve(call, self.agents[cands[0].agent_id], now)
-            return self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=cands[0].agent_id,
-                                cands=cands, eligible=eligible, group=g, note=note)
+            return self._record(
+                call,
+                now,
+                DecisionKind.OFFERED,
+                trigger,
+                agent_id=cands[0].agent_id,
+                cands=cands,
+                eligible=eligible,
+                group=g,
+                note=note,
+            )
         self._waiting[call.queue].add(call.id)
-        self._index.call_waits(call.id, req, self._key(call))
-        return self._record(call, now, DecisionKind.QUEUED, trigger, group=g,
-                            note=(note + "; " if note else "") + "no eligible agent free")
+        self._index.call_waits(call.id, g, self._key(call))
+        return self._record(
+            call,
+            now,
+            DecisionKind.QUEUED,
+            trigger,
+            group=g,
+            note=(note + "; " if note else "") + "no eligible agent free",
+        )
 
     def _reserve(self, call: Call, agent: Agent, now: float) -> None:
         self._index.call_leaves(call.id)
@@ -538,7 +640,9 @@ class Router:
         else:
             self._index.agent_leaves(agent.id)
         self._refresh_state(agent, now)
-        self._push_timer(now + self.policy.reservation.timeout_seconds, _OFFER, call.id, agent.id, now)
+        self._push_timer(
+            now + self.policy.reservation.timeout_seconds, _OFFER, call.id, agent.id, now
+        )
 
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
         """The agent may take more calls: give it the waiting calls it serves best."""
@@ -554,14 +658,26 @@ class Router:
             call_id, g, score = found
             call = self.calls[call_id]
             self._reserve(call, agent, now)
-            out.append(self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=agent.id,
-                                    cands=[Candidate(agent.id, score, agent.idle_since)], eligible=1, group=g,
-                                    note="the waiting call this agent serves best (priority, then wait)"))
+            out.append(
+                self._record(
+                    call,
+                    now,
+                    DecisionKind.OFFERED,
+                    trigger,
+                    agent_id=agent.id,
+                    cands=[Candidate(agent.id, score, agent.idle_since)],
+                    eligible=1,
+                    group=g,
+                    note="the waiting call this agent serves best (priority, then wait)",
+                )
+            )
         if not agent.routable:
             self._index.agent_leaves(agent.id)
         return out
 
-    def _withdraw(self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str) -> list[Decision]:
+    def _withdraw(
+        self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str
+    ) -> list[Decision]:
         """Take a pending offer back from an agent; re-route the call, free the agent."""
         call.excluded.add(agent.id)
         self._excluded_by[call.id] = call.excluded
@@ -573,11 +689,17 @@ class Router:
         call.offered_at = None
         spec = self.policy.queues[call.queue]
         out: list[Decision] = []
-        if spec.max_wait_seconds is not None and now - call.queue_entered_at >= spec.max_wait_seconds:
+        if (
+            spec.max_wait_seconds is not None
+            and now - call.queue_entered_at >= spec.max_wait_seconds
+        ):
             out += self._overflow(call, now)
         else:
             # catch up on relaxation steps that came due during the offer
-            while call.step < len(spec.relax) and now - call.queue_entered_at >= spec.relax[call.step].after_seconds:
+            while (
+                call.step < len(spec.relax)
+                and now - call.queue_entered_at >= spec.relax[call.step].after_seconds
+            ):
                 call.step += 1
             out.append(self._route(call, now, trigger))
         out += self._agent_free(agent, now, trigger)
@@ -586,12 +708,11 @@ class Router:
     def _relax(self, call: Call, step: int, now: float) -> list[Decision]:
         if step <= call.step:
             return []
-        old = self._req_of(call)
+        old = self._group_of(call)
         call.step = step
         if call.state is not CallState.WAITING:
             return []
-        new = self._req_of(call)
-        if new == old:
+        if self._group_of(call) is old:
             return []
         self._index.call_leaves(call.id)
         return [self._route(call, now, "relax")]
@@ -611,8 +732,14 @@ class Router:
         call.queue_entered_at = now
         self._counters[target].offered += 1
         self._schedule_queue_timers(call)
-        return [self._route(call, now, "overflow", note=f"overflowed from {old} after "
-                            f"{spec.max_wait_seconds:g} s")]
+        return [
+            self._route(
+                call,
+                now,
+                "overflow",
+                note=f"overflowed from {old} after {spec.max_wait_seconds:g} s",
+            )
+        ]
 
     def _schedule_queue_timers(self, call: Call) -> None:
         spec = self.policy.queues[call.queue]
@@ -636,7 +763,9 @@ class Router:
         if call is None:
             return False
         if kind == _OFFER:
-            return call.state is CallState.RESERVED and call.agent_id == b and call.offered_at == stamp
+            return (
+                call.state is CallState.RESERVED and call.agent_id == b and call.offered_at == stamp
+            )
         if call.queue_entered_at != stamp:
             return False  # the call moved to another queue since
         if kind == _RELAX:
@@ -647,7 +776,7 @@ class Router:
         agent.slots.pop(call_id, None)
         agent.wrap_until.pop(call_id, None)
 
-    def _batch(self, agents: list[Agent], _calls: None, now: float, trigger: str) -> list[Decision]:
+    def _batch(self, agents: list[Agent], now: float, trigger: str) -> list[Decision]:
         """Assign waiting calls to these (routable) agents optimally; the rest join the index."""
         agents = [a for a in agents if a.routable]
         for a in agents:
@@ -673,14 +802,26 @@ class Router:
         for cid in result.served:
             aid = result.pairs[cid]
             call = self.calls[cid]
-            cands = sorted((Candidate(x, s, self.agents[x].idle_since) for x, s in edges[cid].items()),
-                           key=lambda c: (-c.score, c.idle_since, c.agent_id))
+            cands = sorted(
+                (Candidate(x, s, self.agents[x].idle_since) for x, s in edges[cid].items()),
+                key=lambda c: (-c.score, c.idle_since, c.agent_id),
+            )
             chosen = next(c for c in cands if c.agent_id == aid)
-            runner = [c for c in cands if c.agent_id != aid][:_TOP_K - 1]
+            runner = [c for c in cands if c.agent_id != aid][: _TOP_K - 1]
             self._reserve(call, self.agents[aid], now)
-            out.append(self._record(call, now, DecisionKind.OFFERED, trigger, agent_id=aid,
-                                    cands=[chosen, *runner], eligible=len(cands), group=groups[cid],
-                                    note=f"batch of {len(agents)} agents and {len(order)} calls, optimal"))
+            out.append(
+                self._record(
+                    call,
+                    now,
+                    DecisionKind.OFFERED,
+                    trigger,
+                    agent_id=aid,
+                    cands=[chosen, *runner],
+                    eligible=len(cands),
+                    group=groups[cid],
+                    note=f"batch of {len(agents)} agents and {len(order)} calls, optimal",
+                )
+            )
         for a in agents:
             if a.routable and not self._index.is_free(a.id):
                 self._index.agent_joins(a)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="Router")
 
+
 def to_dict(r: Router) -> dict[str, Any]:
     """The router's whole state as plain data (JSON-able)."""
     return {
@@ -33,13 +34,20 @@ def to_dict(r: Router) -> dict[str, Any]:
     }
 
 
-
-def from_dict(cls: type[R], data: Mapping[str, Any], *, history_limit: int = 10_000,
-              record_decisions: bool = True) -> R:
+def from_dict(
+    cls: type[R],
+    data: Mapping[str, Any],
+    *,
+    history_limit: int = 10_000,
+    record_decisions: bool = True,
+) -> R:
     """Rebuild a router from :func:`to_dict` output; indexes and timers are re-derived
     from the agents and calls, so a snapshot holds no derived state."""
-    r = cls(parse_policy(data["policy"], "<snapshot policy>"), history_limit=history_limit,
-            record_decisions=record_decisions)
+    r = cls(
+        parse_policy(data["policy"], "<snapshot policy>"),
+        history_limit=history_limit,
+        record_decisions=record_decisions,
+    )
     r._seq = data["seq"]
     r._call_seq = data["call_seq"]
     stranded = sorted({c["queue"] for c in data["calls"]} - set(r.policy.queues))

@@ -38,8 +38,17 @@ class QueueCounters:
     handle_times: deque[float] = field(default_factory=lambda: deque(maxlen=100))
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("offered", "answered", "answered_in_sl", "abandoned",
-                                          "overflowed", "wait_sum")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "offered",
+                "answered",
+                "answered_in_sl",
+                "abandoned",
+                "overflowed",
+                "wait_sum",
+            )
+        }
         d["handle_times"] = list(self.handle_times)
         return d
 
@@ -105,9 +114,16 @@ def estimate_wait(ahead: int, servers: int, free: int, aht: float) -> float | No
     return (ahead + 1 - free) * aht / servers
 
 
-def estimated_wait(r: Router, now: float, *, call_id: str | None = None, queue: str | None = None,
-               skills: Mapping[str, int] | None = None, language: str | None = None,
-               priority: int = 0) -> float | None:
+def estimated_wait(
+    r: Router,
+    now: float,
+    *,
+    call_id: str | None = None,
+    queue: str | None = None,
+    skills: Mapping[str, int] | None = None,
+    language: str | None = None,
+    priority: int = 0,
+) -> float | None:
     """Expected seconds until an agent is offered the call.
 
     For a waiting ``call_id``: its remaining wait. For ``queue`` (with
@@ -123,21 +139,30 @@ def estimated_wait(r: Router, now: float, *, call_id: str | None = None, queue: 
         queue_name = call.queue
     else:
         if queue is None:
-            raise RoutingError("estimated_wait: give call_id (a waiting call) or queue (a call about to queue)")
+            raise RoutingError(
+                "estimated_wait: give call_id (a waiting call) or queue (a call about to queue)"
+            )
         spec = r.policy.queue(queue)
-        req = Requirement.of(skills or spec.skills, language if language is not None else spec.language)
+        req = Requirement.of(
+            skills or spec.skills, language if language is not None else spec.language
+        )
         key = call_order_key(spec.priority + priority, now, r._call_seq + 1, r._aging)
         queue_name = queue
     g = r._index.group(req)
     ahead = sum(1 for e in r._index.waiting_in(g) if e[0] < key)
     servers = free = 0
     for agent in r.agents.values():
-        if agent.presence is AgentState.AVAILABLE and is_eligible(agent.skills, agent.languages, req):
+        if agent.presence is AgentState.AVAILABLE and is_eligible(
+            agent.skills, agent.languages, req
+        ):
             servers += agent.capacity
             free += agent.capacity - agent.load
     spec = r.policy.queues[queue_name]
-    aht = average_handle_time(r._counters[queue_name], spec.handle_seconds or r.policy.handle_seconds)
+    aht = average_handle_time(
+        r._counters[queue_name], spec.handle_seconds or r.policy.handle_seconds
+    )
     return estimate_wait(ahead, servers, free, aht)
+
 
 def queue_stats(r: Router, queue: str, now: float) -> QueueStats:
     """Real-time figures of a queue (scans its agents: O(agents))."""
