@@ -250,3 +250,16 @@ def test_engine_imports_neither_flask_nor_simpy_nor_the_clock():
         assert not any(m.split(".")[0] in ("flask", "simpy", "time", "random") for m in names), \
             (path, names)
         assert "now()" not in path.read_text() and "utcnow" not in path.read_text()
+
+
+def test_sentiment_is_kept_over_the_call_and_raises_priority():
+    _, s = run(BANK, [speech("this is the third time I've called about a charge on my bill, "
+                             "it's ridiculous")], caller=KNOWN_CALLER)
+    assert s.route["queue"] == "billing"
+    assert s.data["sentiment"]["repeat_caller"] is True and s.data["sentiment"]["frustrated"]
+    assert s.route["priority"] == 1 + 2  # the escalate rule of route_billing
+    calm_then_angry = [keys("1"), keys("23456789"), keys("11021990"),
+                       speech("this is absolutely unacceptable, I'm furious"), keys("1")]
+    _, s = run(BANK, calm_then_angry)
+    assert s.data["sentiment"]["angry"] is True  # heard at the menu, kept to the route
+    assert s.route["context"]["sentiment"]["angry"] is True

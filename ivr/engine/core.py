@@ -51,6 +51,7 @@ from ivr.flows.models import (
     VoicemailNode,
 )
 from ivr.nlu.keyword import normalize
+from ivr.nlu.sentiment import analyze as analyze_sentiment
 
 #: Nodes visited in one step before the engine gives up and takes the safe path.
 MAX_HOPS = 200
@@ -328,6 +329,8 @@ def _escape_requested(t: _Turn, event: CallerInput, node: Node) -> bool:
 def _on_input(t: _Turn, node_id: str, node: Node, event: CallerInput) -> None:
     if event.speech is not None and len(event.speech) > MAX_SPEECH:
         event = CallerInput(event.digits, event.speech[:MAX_SPEECH], event.confidence)
+    if event.speech and not isinstance(node, SurveyNode):
+        _hear_sentiment(t, event.speech)
     if not isinstance(node, (AskNode, CollectNode, SurveyNode)):
         t.note(node_id, "ignored: input where none was asked for")
         _reissue(t, node_id, node)
@@ -344,6 +347,19 @@ def _on_input(t: _Turn, node_id: str, node: Node, event: CallerInput) -> None:
         _on_collect(t, node_id, node, event)
     else:
         _on_survey(t, node_id, node, event)
+
+
+def _hear_sentiment(t: _Turn, speech: str) -> None:
+    """Keep ``sentiment`` in session data over the whole call: a flag once raised stays
+    raised, the score is the lowest heard, so a flow can raise priority or escalate."""
+    heard = analyze_sentiment(speech).as_dict()
+    before = t.data.get("sentiment")
+    if isinstance(before, dict):
+        for flag in ("frustrated", "angry", "urgent", "repeat_caller", "fraud_risk", "escalate"):
+            heard[flag] = bool(heard.get(flag)) or bool(before.get(flag))
+        heard["score"] = min(float(heard["score"]), float(before.get("score", 0.0)))
+        heard["cues"] = list(dict.fromkeys([*before.get("cues", []), *heard["cues"]]))[:20]
+    t.data["sentiment"] = heard
 
 
 def _reissue(t: _Turn, node_id: str, node: Node) -> None:
