@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from ivr.engine.session import Session
 from ivr.errors import FlowError
@@ -41,6 +42,7 @@ from routing import (
 
 log = logging.getLogger("ivr.routing")
 POLICY_FILE = "routing.yaml"
+STATS_DAY = "stats_day"
 
 
 # ------------------------------------------------------------------ policy
@@ -132,6 +134,7 @@ class LiveRouting:
     state: RoutingState
     telephony: Telephony
     public_url: str | None
+    timezone: str = "UTC"  # the contact center's day, for "service level so far today"
 
     # ----------------------------------------------------------- call side
 
@@ -217,7 +220,16 @@ class LiveRouting:
             return result, self._effects(router, decisions)
 
     def tick(self, now: dt.datetime) -> list[Effect]:
-        """Run the router's due timers (relaxation, overflow, offer timeouts, wrap-up)."""
+        """Run the router's due timers (relaxation, overflow, offer timeouts, wrap-up), and
+        start new queue statistics when the contact center's day changes."""
+        day = now.astimezone(ZoneInfo(self.timezone)).date().isoformat()
+        known = self.state.meta(STATS_DAY)
+        if known != day:
+            if known is not None:
+                with self.state.update() as router:
+                    router.reset_stats()
+                log.info("queue statistics reset for a new day", extra={"day": day})
+            self.state.set_meta(STATS_DAY, day)
         due = self.state.read().next_due()
         if due is None or due > now.timestamp():
             return []

@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS routing_decisions (
     data    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS routing_decisions_by_call ON routing_decisions (call_id, id);
+CREATE TABLE IF NOT EXISTS routing_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS agent_contacts (
     agent_id TEXT PRIMARY KEY,
     contact  TEXT NOT NULL
@@ -68,6 +72,12 @@ class RoutingState(Protocol):
     def contact(self, agent_id: str) -> str | None: ...
 
     def set_contact(self, agent_id: str, contact: str) -> None: ...
+
+    def meta(self, key: str) -> str | None:
+        """A small named value kept with the router (e.g. the statistics day)."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
 
 
 class SQLiteRoutingState:
@@ -165,6 +175,16 @@ class SQLiteRoutingState:
             conn.execute("INSERT OR REPLACE INTO agent_contacts (agent_id, contact) VALUES (?, ?)",
                          (agent_id, contact))
 
+    def meta(self, key: str) -> str | None:
+        row = self._connect().execute("SELECT value FROM routing_meta WHERE key = ?",
+                                      (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO routing_meta (key, value) VALUES (?, ?)",
+                         (key, value))
+
 
 @dataclass
 class MemoryRoutingState:
@@ -174,6 +194,7 @@ class MemoryRoutingState:
     router: Router | None = None
     _decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _contacts: dict[str, str] = field(default_factory=dict)
+    _meta: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -202,3 +223,9 @@ class MemoryRoutingState:
 
     def set_contact(self, agent_id: str, contact: str) -> None:
         self._contacts[agent_id] = contact
+
+    def meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value

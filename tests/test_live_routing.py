@@ -224,3 +224,23 @@ def test_route_explain_reads_the_decisions_from_the_store(tmp_path, capsys):
     assert f"call {sid} [cards] offered to agent ben (enqueue)" in out
     assert "chosen    ben: score 5" in out and "runner-up chloe: score 4" in out
     assert main(["route", "explain", "CA" + "0" * 32, "--data-dir", str(tmp_path)]) == 1
+
+
+def test_restart_keeps_waiting_calls_and_agent_states_and_stats_reset_daily(tmp_path):
+    with FakeTwilioAPI() as api:
+        first = Center(api, data_dir=tmp_path)
+        first.agent("ben", {"cards": 5}, "client:ben")
+        busy = first.call(["2"])  # ben reserved
+        waiting = first.call(["2"], caller="+14155550103")
+        second = Center(api, data_dir=tmp_path)  # a new server process on the same store
+        router = second.router()
+        assert router.calls[busy].agent_id == "ben" and router.agents["ben"].state.value == \
+            "reserved"
+        assert router.calls[waiting].state.value == "waiting"
+        routing = second.app.extensions["ivr.routing"]
+        routing.tick(second.now)
+        assert second.router().stats("cards", second.now.timestamp()).as_dict()["offered"] == 2
+        second.now = second.now + dt.timedelta(days=1)
+        routing.tick(second.now)  # a new day in New York: today's figures start again
+        assert second.router().stats("cards", second.now.timestamp()).as_dict()["offered"] == 0
+        assert second.router().calls[waiting].state.value == "waiting"

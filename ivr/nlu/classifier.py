@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -50,6 +52,7 @@ _GATE_MAX_EXAMPLES = 2000  # similarity gate for flow-sized example sets
 _SMALL_TEMPERATURE = 4.0  # softmax temperature when there is too little data to fit one
 _GATE_LOW, _GATE_HIGH = 0.10, 0.40  # cosine similarity: no resemblance .. clear resemblance
 _MIN_CONFIDENCE = 1e-3
+_TRAIN_THREADS = 2
 _TOP_K = 10
 
 
@@ -184,17 +187,27 @@ def _fit_ovr(
     x64 = x.astype(np.float64)
     coef = np.zeros((n_classes, x.shape[1]), dtype=np.float32)
     intercept = np.zeros(n_classes, dtype=np.float32)
-    for k in range(n_classes):
+
+    def fit_one(k: int) -> None:
         target = (y == k).astype(np.int8)
         if target.all() or not target.any():  # no example for / against this class here
             intercept[k] = 1.0 if target.all() else -1.0
-            continue
+            return
         svm = LinearSVC(C=c, random_state=seed, max_iter=5000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             svm.fit(x64, target)
         coef[k] = svm.coef_[0]
         intercept[k] = svm.intercept_[0]
+
+    # liblinear releases the GIL while it trains: two threads use both cores.
+    workers = max(1, min(_TRAIN_THREADS, os.cpu_count() or 1, n_classes))
+    if workers == 1:
+        for k in range(n_classes):
+            fit_one(k)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(fit_one, range(n_classes)))
     return coef, intercept
 
 

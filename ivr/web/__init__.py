@@ -92,7 +92,8 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     else:
         log.warning("TWILIO_ACCOUNT_SID is not set: calls are routed, but reserved agents "
                     "cannot be connected until it is")
-    return LiveRouting(state, telephony, settings.public_url)
+    return LiveRouting(state, telephony, settings.public_url,
+                       timezone=registry.default().spec.timezone)
 
 
 def _make_store(settings: Settings) -> Store:
