@@ -49,7 +49,9 @@ def write_charts(result: RunResult, out: Path) -> list[Path]:
     ax1.fill_between(hours, alo, ahi, step="post", alpha=0.25)
     ax1.set_ylim(0, 1.02)
     ax1.set_ylabel("share of offered")
-    ax1.set_title(f"Service level (answered within {sc.service_level_seconds:g} s / offered) by interval")
+    ax1.set_title(
+        f"Service level (answered within {sc.service_level_seconds:g} s / offered) by interval"
+    )
     ax1.legend(loc="lower left")
     w, wlo, whi = _series(result, "asa_seconds")
     ax2.step(hours, w, where="post", label="ASA (answered calls)")
@@ -66,7 +68,9 @@ def write_charts(result: RunResult, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(9, 4))
     offered, _, _ = _series(result, "offered_to_queue")
     aht, _, _ = _series(result, "aht_seconds")
-    load = offered * np.nan_to_num(aht) / (width * 3600.0)  # offered load: queued calls x handle time
+    load = (
+        offered * np.nan_to_num(aht) / (width * 3600.0)
+    )  # offered load: queued calls x handle time
     agents, _, _ = _series(result, "agents")
     ax.step(hours, agents, where="post", label="agents logged in")
     ax.step(hours, load, where="post", label="offered load (Erlangs)")
@@ -81,7 +85,11 @@ def write_charts(result: RunResult, out: Path) -> list[Path]:
     written.append(p)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    waits = np.concatenate([r.answered_waits for r in result.replications]) if result.replications else np.zeros(0)
+    waits = (
+        np.concatenate([r.answered_waits for r in result.replications])
+        if result.replications
+        else np.zeros(0)
+    )
     positive = waits[waits > 0]
     if positive.size:
         ax.hist(positive, bins=60, color="tab:blue", alpha=0.8)

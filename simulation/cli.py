@@ -231,14 +231,20 @@ def cmd_staff(args: argparse.Namespace) -> int:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-        (out / "staffing.json").write_text(json.dumps(_clean(doc), indent=2) + "\n", encoding="utf-8")
+        (out / "staffing.json").write_text(
+            json.dumps(_clean(doc), indent=2) + "\n", encoding="utf-8"
+        )
         staffed = plan.staffed_scenario().model_dump(mode="json", exclude_none=True)
-        (out / "staffed_scenario.yaml").write_text(yaml.safe_dump(staffed, sort_keys=False), encoding="utf-8")
+        (out / "staffed_scenario.yaml").write_text(
+            yaml.safe_dump(staffed, sort_keys=False), encoding="utf-8"
+        )
     if args.json:
         sys.stdout.write(json.dumps(_clean(doc), indent=2) + "\n")
         return 0 if plan.converged else 1
     o = sys.stdout
-    o.write(f"{'interval':<9}{'group':<14}{'calls/h':>9}{'Erlang':>8}{'agents':>8}{'SL':>8}{'aband.':>8}\n")
+    o.write(
+        f"{'interval':<9}{'group':<14}{'calls/h':>9}{'Erlang':>8}{'agents':>8}{'SL':>8}{'aband.':>8}\n"
+    )
     for r in rows:
         s = float(r["interval_start_seconds"])
         o.write(
@@ -248,7 +254,8 @@ def cmd_staff(args: argparse.Namespace) -> int:
         )
     o.write(
         f"agent hours {plan.agent_hours:,.1f}, cost {plan.cost:,.2f}; "
-        f"{'converged' if plan.converged else 'NOT converged'} after {plan.iterations} simulation(s)\n"
+        f"{'converged' if plan.converged else 'NOT converged'} "
+        f"after {plan.iterations} simulation(s)\n"
     )
     return 0 if plan.converged else 1
 
@@ -271,18 +278,24 @@ def cmd_erlang(args: argparse.Namespace) -> int:
         else:
             ns = [n for n in range(max(1, need - 3), need + 4)]
         rows = [
-            queue_metrics(n, args.calls_per_hour, args.aht, args.within, args.patience).as_dict() for n in ns
+            queue_metrics(n, args.calls_per_hour, args.aht, args.within, args.patience).as_dict()
+            for n in ns
         ]
     except SimulationError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     model = "Erlang A (M/M/c+M)" if args.patience else "Erlang C (M/M/c)"
     if args.json:
-        sys.stdout.write(json.dumps(_clean({"model": model, "required_agents": need, "rows": rows}), indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(_clean({"model": model, "required_agents": need, "rows": rows}), indent=2)
+            + "\n"
+        )
         return 0
     o = sys.stdout
     load = args.calls_per_hour * args.aht / 3600.0
-    o.write(f"{model}: {args.calls_per_hour:g} calls/h, AHT {args.aht:g} s, load {load:.2f} Erlangs\n")
+    o.write(
+        f"{model}: {args.calls_per_hour:g} calls/h, AHT {args.aht:g} s, load {load:.2f} Erlangs\n"
+    )
     o.write(f"{'agents':>7}{'P(wait)':>10}{'SL':>9}{'ASA':>10}{'aband.':>9}{'occup.':>9}\n")
     for r in rows:
         mark = " <" if r["agents"] == need else ""
@@ -292,7 +305,11 @@ def cmd_erlang(args: argparse.Namespace) -> int:
         )
     o.write(
         f"fewest agents for {args.service_level:.0%} within {args.within:g} s"
-        + (f" and at most {args.max_abandon:.0%} abandoning" if args.patience and args.max_abandon is not None else "")
+        + (
+            f" and at most {args.max_abandon:.0%} abandoning"
+            if args.patience and args.max_abandon is not None
+            else ""
+        )
         + f": {need}\n"
     )
     return 0
@@ -310,25 +327,37 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p = subparsers.add_parser("simulate", help="simulate a staffing scenario; KPIs with 95% CIs")
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
     p.add_argument("--out", help="directory for summary.json, intervals.csv and charts")
-    p.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
+    p.add_argument(
+        "--json", action="store_true", help="print the summary JSON instead of the table"
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--replications", type=int, default=None, help="override the scenario's replications")
+    p.add_argument(
+        "--replications", type=int, default=None, help="override the scenario's replications"
+    )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--schema", action="store_true", help="print the scenario JSON Schema and exit")
     p.set_defaults(func=cmd_simulate)
 
-    p = subparsers.add_parser("staff", help="fewest agents per interval and group meeting the targets")
+    p = subparsers.add_parser(
+        "staff", help="fewest agents per interval and group meeting the targets"
+    )
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--service-level", type=_share, default=0.8, help="share answered within --within")
+    p.add_argument(
+        "--service-level", type=_share, default=0.8, help="share answered within --within"
+    )
     p.add_argument("--within", type=float, default=20.0, help="service-level threshold, seconds")
     p.add_argument("--max-abandon", type=_share, default=None, help="highest abandonment rate")
     p.add_argument("--out", help="directory for staffing.csv, staffing.json, staffed_scenario.yaml")
-    p.add_argument("--json", action="store_true", help="print the staffing JSON instead of the table")
+    p.add_argument(
+        "--json", action="store_true", help="print the staffing JSON instead of the table"
+    )
     p.add_argument("--max-iterations", type=int, default=12, help="simulate-and-correct rounds")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--replications", type=int, default=None, help="override the scenario's replications")
+    p.add_argument(
+        "--replications", type=int, default=None, help="override the scenario's replications"
+    )
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_staff)

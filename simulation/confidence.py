@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import t as student_t
 
 __all__ = ["Estimate", "mean_ci"]
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(level: float, dof: int) -> float:
+    return float(student_t.ppf(0.5 + level / 2.0, dof))
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95) -> dict[str, float]:
@@ -19,7 +25,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> dict[str, float]:
     m = float(x.mean())
     if x.size < 2:
         return {"mean": m, "ci_low": math.nan, "ci_high": math.nan, "n": int(x.size)}
-    half = float(student_t.ppf(0.5 + level / 2.0, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    half = _t_quantile(level, int(x.size) - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return {"mean": m, "ci_low": m - half, "ci_high": m + half, "n": int(x.size)}
 
 

@@ -98,7 +98,9 @@ def simulate_plan(
         nonlocal seq
         for c, a in pairs:
             if on_call[a] >= 0 or not waiting[c]:
-                raise RouterContractError(f"router paired call {c} with agent {a} at {now}: not free")
+                raise RouterContractError(
+                    f"router paired call {c} with agent {a} at {now}: not free"
+                )
             waiting[c] = False
             on_call[a] = c
             if answered_at[c] != answered_at[c]:  # nan: first answer

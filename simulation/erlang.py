@@ -112,7 +112,9 @@ def _erlang_a_state_law(n: int, lam: float, mu: float, theta: float) -> tuple[fl
     """Return (P(N < n), [P(N = n + k) for k = 0..K]) for M/M/n+M, tail truncated at 1e-18."""
     load = lam / mu
     j = np.arange(n + 1, dtype=float)
-    log_head = j * math.log(load) - np.array([math.lgamma(x + 1.0) for x in j]) if load > 0 else None
+    log_head = (
+        j * math.log(load) - np.array([math.lgamma(x + 1.0) for x in j]) if load > 0 else None
+    )
     if log_head is None:  # no traffic: everybody idle
         return 1.0, np.zeros(1)
     k_max = 256

@@ -26,7 +26,9 @@ KPI_DEFINITIONS: dict[str, str] = {
     "answered": "calls answered by an agent",
     "abandoned": "callers who hung up while waiting for an agent",
     "abandon_rate": "abandoned / offered_to_queue",
-    "service_level": "answered within the threshold / offered_to_queue (abandoned stay in the denominator)",
+    "service_level": (
+        "answered within the threshold / offered_to_queue (abandoned stay in the denominator)"
+    ),
     "service_level_of_answered": "answered within the threshold / answered (other convention)",
     "asa_seconds": "mean wait of answered calls",
     "p_wait": "share of offered_to_queue calls that found no eligible agent free and had to wait",
@@ -43,7 +45,9 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan
 
 
-def call_kpis(calls: CallRecords, threshold: float, mask: np.ndarray | None = None) -> dict[str, float]:
+def call_kpis(
+    calls: CallRecords, threshold: float, mask: np.ndarray | None = None
+) -> dict[str, float]:
     """Call KPIs over the calls selected by ``mask`` (all when None)."""
     if mask is None:
         mask = np.ones(calls.size, dtype=bool)
@@ -79,14 +83,24 @@ def _overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> float:
     return float(np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None).sum())
 
 
-def occupancy(spans: AgentSpans, lo: float, hi: float, group: int | None = None) -> tuple[float, float]:
+def occupancy(
+    spans: AgentSpans, lo: float, hi: float, group: int | None = None
+) -> tuple[float, float]:
     """(busy seconds, logged-in seconds) within [lo, hi), optionally for one agent group."""
     if group is None:
         b = _overlap(spans.busy_start, spans.busy_end, lo, hi)
         li = _overlap(spans.login_start, spans.login_end, lo, hi)
     else:
-        gb = spans.agent_group[spans.busy_agent] == group if spans.busy_agent.size else np.zeros(0, bool)
-        gl = spans.agent_group[spans.login_agent] == group if spans.login_agent.size else np.zeros(0, bool)
+        gb = (
+            spans.agent_group[spans.busy_agent] == group
+            if spans.busy_agent.size
+            else np.zeros(0, bool)
+        )
+        gl = (
+            spans.agent_group[spans.login_agent] == group
+            if spans.login_agent.size
+            else np.zeros(0, bool)
+        )
         b = _overlap(spans.busy_start[gb], spans.busy_end[gb], lo, hi)
         li = _overlap(spans.login_start[gl], spans.login_end[gl], lo, hi)
     return b, li

@@ -20,8 +20,15 @@ class RosterAgent:
     spans: tuple[tuple[float, float], ...]
 
 
-def _spans_for(k: int, counts: list[int] | None, count: int, width: float, horizon: float,
-               start: float, end: float) -> list[tuple[float, float]]:
+def _spans_for(
+    k: int,
+    counts: list[int] | None,
+    count: int,
+    width: float,
+    horizon: float,
+    start: float,
+    end: float,
+) -> list[tuple[float, float]]:
     if counts is None:
         on = [(0.0, horizon)] if k < count else []
     else:

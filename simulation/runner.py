@@ -61,7 +61,10 @@ class RunResult:
         self.summary = {k: mean_ci(r.kpis[k] for r in self.replications) for k in names}
         n_int = len(self.replications[0].intervals)
         self.intervals = [
-            {k: mean_ci(r.intervals[j][k] for r in self.replications) for k in self.replications[0].intervals[j]}
+            {
+                k: mean_ci(r.intervals[j][k] for r in self.replications)
+                for k in self.replications[0].intervals[j]
+            }
             for j in range(n_int)
         ]
 
@@ -70,13 +73,30 @@ class RunResult:
         return sum(r.calls for r in self.replications)
 
 
+def flow_journeys(scenario: Scenario) -> list | None:
+    """IVR journeys per (intent, interval) through the scenario's flow, from its seed."""
+    if scenario.flow is None:
+        return None
+    from simulation.flow_callers import journey_pools
+
+    return journey_pools(
+        scenario, np.random.default_rng(np.random.SeedSequence([scenario.seed, 7919]))
+    )
+
+
 def simulate_replication(
-    scenario: Scenario, index: int, router_factory: RouterFactory | None = None, log=None
+    scenario: Scenario,
+    index: int,
+    router_factory: RouterFactory | None = None,
+    log=None,
+    journeys=None,
 ) -> Replication:
     """Run replication ``index`` of ``scenario`` and keep its full records."""
     seeds = np.random.SeedSequence(scenario.seed).spawn(scenario.replications)
     rng = np.random.default_rng(seeds[index])
-    plan = draw_plan(scenario, rng, log)
+    if journeys is None and scenario.flow is not None:
+        journeys = flow_journeys(scenario)
+    plan = draw_plan(scenario, rng, log, journeys)
     roster = build_roster(scenario)
     router = (router_factory or default_router)(scenario, plan, roster)
     calls, spans, events = simulate_plan(scenario, plan, roster, router)
@@ -97,12 +117,13 @@ def run_replication(
     router_factory: RouterFactory | None = None,
     log=None,
     by_intent: bool = False,
+    journeys=None,
 ) -> ReplicationResult:
-    """Run replication ``index`` and reduce it to KPIs (``by_intent``: also per intent and interval)."""
+    """Run replication ``index``; reduce it to KPIs (``by_intent``: per intent and interval too)."""
     import time
 
     t0 = time.perf_counter()
-    rep = simulate_replication(scenario, index, router_factory, log)
+    rep = simulate_replication(scenario, index, router_factory, log, journeys)
     t = scenario.service_level_seconds
     kpis = replication_kpis(rep.calls, rep.agents, t, rep.warmup, rep.horizon)
     ints = interval_kpis(rep.calls, rep.agents, t, rep.interval, rep.horizon)
@@ -112,25 +133,34 @@ def run_replication(
     counts = None
     if by_intent:
         n_int = int(calls.intent.max()) + 1 if calls.size else 1
-        counts = intent_interval_counts(calls, t, rep.interval, rep.horizon, max(n_int, len(scenario.intent_list)))
+        counts = intent_interval_counts(
+            calls, t, rep.interval, rep.horizon, max(n_int, len(scenario.intent_list))
+        )
     return ReplicationResult(
-        index, kpis, ints, waits.astype(np.float32), calls.size, rep.events, time.perf_counter() - t0, counts
+        index,
+        kpis,
+        ints,
+        waits.astype(np.float32),
+        calls.size,
+        rep.events,
+        time.perf_counter() - t0,
+        counts,
     )
 
 
-def _preflight(scenario: Scenario, log, router_factory) -> None:  # type: ignore[no-untyped-def]
+def _preflight(scenario: Scenario, log, router_factory, journeys=None) -> None:  # type: ignore[no-untyped-def]
     """Fail fast, in this process, on what every replication would trip over (policy, roster)."""
     if router_factory is not None:
         return
     from simulation.live_router import LiveRouter
 
-    plan = draw_plan(scenario.model_copy(update={"duration_hours": 1e-6}), np.random.default_rng(0), log)
+    plan = draw_plan(scenario, np.random.default_rng(0), log, journeys)
     LiveRouter(scenario, plan, build_roster(scenario))
 
 
 def _worker(args: tuple) -> ReplicationResult:
-    scenario, index, factory, log, by_intent = args
-    return run_replication(scenario, index, factory, log, by_intent)
+    scenario, index, factory, log, by_intent, journeys = args
+    return run_replication(scenario, index, factory, log, by_intent, journeys)
 
 
 def run_scenario(
@@ -148,10 +178,11 @@ def run_scenario(
     log = None
     if scenario.arrivals.replay is not None:
         log = read_call_log(scenario.resolve(scenario.arrivals.replay))
-    _preflight(scenario, log, router_factory)
+    journeys = flow_journeys(scenario)
+    _preflight(scenario, log, router_factory, journeys)
     n = scenario.replications
     workers = max(1, min(n, workers if workers is not None else (os.cpu_count() or 1)))
-    jobs = [(scenario, k, router_factory, log, by_intent) for k in range(n)]
+    jobs = [(scenario, k, router_factory, log, by_intent, journeys) for k in range(n)]
     results: list[ReplicationResult] = []
     if workers == 1:
         for k, job in enumerate(jobs):

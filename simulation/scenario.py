@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -179,6 +180,23 @@ class Callbacks(_Model):
     accept_share: Share
 
 
+class FlowSpec(_Model):
+    """Callers walk this IVR flow file (``ivr.engine``): IVR time, containment and
+    recognition come from the flow and its recognizer instead of the intents' fields.
+
+    Intent names are the flow's ``ask`` intents; ``samples_per_interval`` journeys are
+    drawn per intent and interval (at mid-interval, for opening hours) and resampled.
+    """
+
+    path: str
+    speech_share: Share = 0.6  # callers who speak rather than press keys, where both work
+    garble_share: Share = 0.2  # spoken answers with one word replaced by another
+    words_per_second: PositiveSeconds = 2.5  # prompt speech rate
+    response_seconds: Annotated[float, Field(ge=0)] = 3.0  # caller's time to answer
+    samples_per_interval: Annotated[int, Field(ge=1, le=10_000)] = 40
+    day_start: datetime | None = None  # default: Monday 09:00 in the flow's time zone
+
+
 class Scenario(_Model):
     """A planning scenario. Times in seconds unless the field name says hours/minutes."""
 
@@ -199,6 +217,7 @@ class Scenario(_Model):
     )
     transfer_seconds: Annotated[float, Field(ge=0)] = 60.0
     callbacks: Callbacks | None = None
+    flow: FlowSpec | None = None  # IVR flow file the callers walk through
     routing_policy: str | None = None  # path of the routing policy file
     cost_per_agent_hour: Annotated[float, Field(ge=0)] = 0.0
     base_dir: str = Field(default=".", exclude=True)

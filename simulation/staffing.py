@@ -26,12 +26,19 @@ from simulation.runner import RunResult, run_scenario
 from simulation.scenario import Distribution, Scenario
 from simulation.traffic import arrival_rates_per_interval, read_call_log, replay_intents
 
-__all__ = ["StaffingPlan", "Targets", "analytic_staffing", "find_staffing", "home_groups", "offered_per_interval"]
+__all__ = [
+    "StaffingPlan",
+    "Targets",
+    "analytic_staffing",
+    "find_staffing",
+    "home_groups",
+    "offered_per_interval",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """Service level ``service_level`` within ``within_seconds``; abandonment at most ``max_abandon``."""
+    """``service_level`` answered within ``within_seconds``; at most ``max_abandon`` abandoning."""
 
     service_level: float = 0.8
     within_seconds: float = 20.0
@@ -59,7 +66,8 @@ class StaffingPlan:
     def cost_per_hour(self) -> list[float]:
         sc = self.scenario
         return [
-            g.cost_per_hour if g.cost_per_hour is not None else sc.cost_per_agent_hour for g in sc.agents
+            g.cost_per_hour if g.cost_per_hour is not None else sc.cost_per_agent_hour
+            for g in sc.agents
         ]
 
     @property
@@ -85,21 +93,41 @@ class StaffingPlan:
                         "service_level": float(self.service_level[g, j]),
                         "abandon_rate": float(self.abandon_rate[g, j]),
                         "cost": float(
-                            self.counts[g, j] * self.interval_seconds / 3600.0 * self.cost_per_hour[g]
+                            self.counts[g, j]
+                            * self.interval_seconds
+                            / 3600.0
+                            * self.cost_per_hour[g]
                         ),
                     }
                 )
         return out
 
     def staffed_scenario(self) -> Scenario:
-        """The scenario with these head counts as ``counts_per_interval``."""
-        return with_counts(self.scenario, self.counts)
+        """The scenario with these head counts as ``counts_per_interval`` (file paths made
+        absolute, so that it can be saved anywhere)."""
+        sc = with_counts(self.scenario, self.counts)
+        update: dict = {}
+        if sc.routing_policy is not None:
+            update["routing_policy"] = str(sc.resolve(sc.routing_policy).resolve())
+        if sc.arrivals.replay is not None:
+            replay = str(sc.resolve(sc.arrivals.replay).resolve())
+            update["arrivals"] = sc.arrivals.model_copy(update={"replay": replay})
+        if sc.flow is not None:
+            update["flow"] = sc.flow.model_copy(
+                update={"path": str(sc.resolve(sc.flow.path).resolve())}
+            )
+        return sc.model_copy(update=update) if update else sc
 
 
 def with_counts(scenario: Scenario, counts: np.ndarray) -> Scenario:
     """A copy of ``scenario`` whose groups are staffed interval by interval with ``counts``."""
     groups = [
-        g.model_copy(update={"counts_per_interval": [int(x) for x in counts[k]], "count": int(counts[k].max())})
+        g.model_copy(
+            update={
+                "counts_per_interval": [int(x) for x in counts[k]],
+                "count": int(counts[k].max()),
+            }
+        )
         for k, g in enumerate(scenario.agents)
     ]
     return scenario.model_copy(update={"agents": groups})
@@ -115,14 +143,16 @@ def _requirements(scenario: Scenario, intents: list) -> list[dict[str, int]]:
     out = []
     for it in intents:
         q = policy.queues.get(it.queue_name)
-        out.append(dict(q.skills) if q is not None and q.skills else {s: 1 for s in it.required_skills})
+        out.append(
+            dict(q.skills) if q is not None and q.skills else {s: 1 for s in it.required_skills}
+        )
     return out
 
 
 def home_groups(scenario: Scenario, intents: list) -> list[int]:
     """For each intent, the group that meets its requirement with the fewest other skills."""
     homes = []
-    for it, req in zip(intents, _requirements(scenario, intents)):
+    for it, req in zip(intents, _requirements(scenario, intents), strict=True):
         best = None
         for g, group in enumerate(scenario.agents):
             levels = group.skill_levels
@@ -142,7 +172,7 @@ def _mean_handle(dist: Distribution | None) -> float:
 
 
 def offered_per_interval(scenario: Scenario) -> tuple[list, np.ndarray, np.ndarray]:
-    """(intents, expected queued calls per hour (intent, interval), mean talk seconds per intent)."""
+    """(intents, expected queued calls/hour per (intent, interval), mean talk s per intent)."""
     width = scenario.interval_seconds
     n = scenario.n_intervals
     if scenario.arrivals.replay is not None:
@@ -152,7 +182,7 @@ def offered_per_interval(scenario: Scenario) -> tuple[list, np.ndarray, np.ndarr
         rates = np.zeros((len(intents), n))
         handle_sum = np.zeros(len(intents))
         handle_n = np.zeros(len(intents))
-        for t, name, h in zip(log["arrival"], log["intent"], log["handle"]):
+        for t, name, h in zip(log["arrival"], log["intent"], log["handle"], strict=True):
             if t < scenario.horizon_seconds:
                 k = index[str(name)]
                 rates[k, int(t // width)] += 3600.0 / width
@@ -173,6 +203,14 @@ def offered_per_interval(scenario: Scenario) -> tuple[list, np.ndarray, np.ndarr
         shares /= shares.sum()
         rates = np.outer(shares, rate)
         aht = np.array([_mean_handle(it.handle_time or scenario.handle_time) for it in intents])
+    if scenario.flow is not None and scenario.arrivals.replay is None:
+        from simulation.runner import flow_journeys
+
+        pools = flow_journeys(scenario) or []
+        kept = np.array(
+            [[np.mean([j.queue is not None for j in pool]) for pool in row] for row in pools]
+        )
+        return intents, rates * kept, aht
     contained = np.array([it.containment for it in intents])
     return intents, rates * (1.0 - contained)[:, None], aht
 
@@ -194,8 +232,11 @@ def analytic_staffing(scenario: Scenario, targets: Targets) -> tuple[np.ndarray,
         wrap = scenario.agents[g].wrap_up_seconds
         wrap = scenario.wrap_up_seconds if wrap is None else wrap
         eff = np.array(
-            [aht[k] * speed.get(min(levels.get(s, 3) for s in intents[k].required_skills), 1.0) + wrap
-             for k in mine]
+            [
+                aht[k] * speed.get(min(levels.get(s, 3) for s in intents[k].required_skills), 1.0)
+                + wrap
+                for k in mine
+            ]
         )
         for j in range(n_j):
             lam = rates[mine, j]
@@ -216,7 +257,9 @@ def analytic_staffing(scenario: Scenario, targets: Targets) -> tuple[np.ndarray,
 
 
 def _measure(result: RunResult, homes: list[int], n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.sum([r.intent_counts for r in result.replications if r.intent_counts is not None], axis=0)
+    counts = np.sum(
+        [r.intent_counts for r in result.replications if r.intent_counts is not None], axis=0
+    )
     n_j = counts.shape[1]
     agg = np.zeros((n_groups, n_j, 3))
     for k, g in enumerate(homes):
@@ -239,9 +282,15 @@ def find_staffing(
 ) -> StaffingPlan:
     """Erlang start, then simulate-and-correct until every (group, interval) meets the targets."""
     # staffing answers "how many per interval"; fitting shifts to it is a later step
-    free_groups = [g.model_copy(update={"shift": g.shift.model_copy(update={"start_hour": 0.0, "end_hour": math.inf})})
-                   for g in scenario.agents]
-    scenario = scenario.model_copy(update={"service_level_seconds": targets.within_seconds, "agents": free_groups})
+    free_groups = [
+        g.model_copy(
+            update={"shift": g.shift.model_copy(update={"start_hour": 0.0, "end_hour": math.inf})}
+        )
+        for g in scenario.agents
+    ]
+    scenario = scenario.model_copy(
+        update={"service_level_seconds": targets.within_seconds, "agents": free_groups}
+    )
     analytic, load = analytic_staffing(scenario, targets)
     intents, _, _ = offered_per_interval(scenario)
     homes = home_groups(scenario, intents)
@@ -253,7 +302,10 @@ def find_staffing(
     it = 0
     for it in range(1, max_iterations + 1):
         result = run_scenario(
-            with_counts(scenario, counts), workers=workers, router_factory=router_factory, by_intent=True
+            with_counts(scenario, counts),
+            workers=workers,
+            router_factory=router_factory,
+            by_intent=True,
         )
         if progress:
             progress(it, max_iterations)

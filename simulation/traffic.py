@@ -141,8 +141,56 @@ def replay_intents(scenario: Scenario, names: np.ndarray) -> tuple[Intent, ...]:
     return tuple(out)
 
 
-def draw_plan(scenario: Scenario, rng: np.random.Generator, log: dict[str, np.ndarray] | None = None) -> CallPlan:
-    """Draw one replication's callers (``log``: a call log already read, for replays)."""
+def _through_flow(
+    scenario: Scenario,
+    intents: tuple[Intent, ...],
+    intent: np.ndarray,
+    arrival: np.ndarray,
+    journeys: list,
+    rng: np.random.Generator,
+) -> tuple[tuple[Intent, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """IVR seconds, containment and the queue reached, from journeys through the real flow.
+
+    A queue no intent uses (the flow's safe path, say) gets an intent of its own, needing
+    the skills the flow asked for, so that the router sees the queue the flow chose.
+    """
+    n = arrival.size
+    width = scenario.interval_seconds
+    last = scenario.n_intervals - 1
+    which = np.minimum((arrival // width).astype(np.int64), last).tolist()
+    pick = rng.random(n).tolist()
+    by_queue = {it.queue_name: k for k, it in enumerate(intents)}
+    extra: list[Intent] = []
+    ivr = np.zeros(n)
+    contained = np.zeros(n, dtype=bool)
+    routed = np.zeros(n, dtype=np.int64)
+    for i, (k, j, u) in enumerate(zip(intent.tolist(), which, pick, strict=True)):
+        pool = journeys[k][j]
+        jr = pool[int(u * len(pool))]
+        ivr[i] = jr.ivr_seconds
+        if jr.queue is None:
+            contained[i] = True
+            routed[i] = k
+            continue
+        q = by_queue.get(jr.queue)
+        if q is None:
+            skills = [s for s, _ in jr.skills] or [intents[k].required_skills[0]]
+            extra.append(
+                Intent(name=f"queue:{jr.queue}", share=1e-9, skills=skills, queue=jr.queue)
+            )
+            q = by_queue[jr.queue] = len(intents) + len(extra) - 1
+        routed[i] = q
+    return intents + tuple(extra), ivr, contained, routed
+
+
+def draw_plan(
+    scenario: Scenario,
+    rng: np.random.Generator,
+    log: dict[str, np.ndarray] | None = None,
+    journeys: list | None = None,
+) -> CallPlan:
+    """Draw one replication's callers (``log``: a call log already read, for replays;
+    ``journeys``: IVR journeys per (intent, interval) when the scenario has a ``flow``)."""
     if scenario.arrivals.replay is not None:
         if log is None:
             log = read_call_log(scenario.resolve(scenario.arrivals.replay))
@@ -150,7 +198,9 @@ def draw_plan(scenario: Scenario, rng: np.random.Generator, log: dict[str, np.nd
         index = {it.name: k for k, it in enumerate(intents)}
         keep = log["arrival"] < scenario.horizon_seconds
         arrival = log["arrival"][keep]
-        intent = np.fromiter((index[str(x)] for x in log["intent"][keep]), dtype=np.int64, count=int(keep.sum()))
+        intent = np.fromiter(
+            (index[str(x)] for x in log["intent"][keep]), dtype=np.int64, count=int(keep.sum())
+        )
         handle = log["handle"][keep].copy()
         patience = log["patience"][keep].copy()
         missing = np.isnan(patience)
@@ -187,6 +237,10 @@ def draw_plan(scenario: Scenario, rng: np.random.Generator, log: dict[str, np.nd
             routed[wrong] = np.asarray(others)[
                 rng.choice(len(others), size=int(wrong.sum()), p=weights / weights.sum())
             ]
+    if scenario.flow is not None and journeys is not None and n:
+        intents, ivr, contained, routed = _through_flow(
+            scenario, intents, intent, arrival, journeys, rng
+        )
     cb = scenario.callbacks
     accepts = rng.random(n) < (cb.accept_share if cb else 0.0)
     return CallPlan(intents, arrival, intent, routed, handle, patience, contained, ivr, accepts)

@@ -73,6 +73,15 @@ def erlang_agreement(scenario: Scenario, workers: int | None = None) -> list[Agr
             continue
         e = result.summary[kpi]
         out.append(
-            Agreement(n, rate * aht / 3600.0, patience, kpi, getattr(theory, kpi), e["mean"], e["ci_low"], e["ci_high"])
+            Agreement(
+                n,
+                rate * aht / 3600.0,
+                patience,
+                kpi,
+                getattr(theory, kpi),
+                e["mean"],
+                e["ci_low"],
+                e["ci_high"],
+            )
         )
     return out

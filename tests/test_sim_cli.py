@@ -37,24 +37,50 @@ def scenario(tmp_path: Path) -> Path:
     return p
 
 
-def test_simulate_writes_summary_intervals_and_charts(scenario: Path, tmp_path: Path, capsys) -> None:
+def test_simulate_writes_summary_intervals_and_charts(
+    scenario: Path, tmp_path: Path, capsys
+) -> None:
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
     assert run(["simulate", str(scenario), "--out", str(out), "--workers", "1", "--quiet"]) == 0
     table = capsys.readouterr().out
     assert "service_level" in table and "95% CI" in table
     doc = json.loads((out / "summary.json").read_text())
-    for key in ("offered", "answered", "abandoned", "abandon_rate", "service_level", "asa_seconds",
-                "p_wait", "aht_seconds", "occupancy", "transfer_rate", "containment"):
+    for key in (
+        "offered",
+        "answered",
+        "abandoned",
+        "abandon_rate",
+        "service_level",
+        "asa_seconds",
+        "p_wait",
+        "aht_seconds",
+        "occupancy",
+        "transfer_rate",
+        "containment",
+    ):
         assert set(doc[key]) == {"mean", "ci_low", "ci_high"}, key
     assert doc["offered"]["mean"] == doc["answered"]["mean"] + doc["abandoned"]["mean"]
-    assert doc["service_level"]["ci_low"] <= doc["service_level"]["mean"] <= doc["service_level"]["ci_high"]
+    assert (
+        doc["service_level"]["ci_low"]
+        <= doc["service_level"]["mean"]
+        <= doc["service_level"]["ci_high"]
+    )
     assert "abandoned stay in the denominator" in doc["definitions"]["service_level"]
     with (out / "intervals.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["interval_start"] for r in rows] == ["00:00", "00:30", "01:00", "01:30"]
-    assert {"offered", "answered", "abandoned", "service_level", "asa_seconds", "aht_seconds", "occupancy",
-            "transfer_rate", "containment"} <= set(rows[0])
+    assert {
+        "offered",
+        "answered",
+        "abandoned",
+        "service_level",
+        "asa_seconds",
+        "aht_seconds",
+        "occupancy",
+        "transfer_rate",
+        "containment",
+    } <= set(rows[0])
     for png in ("service_level.png", "staffing_vs_load.png", "wait_distribution.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -80,14 +106,31 @@ def test_simulate_prints_the_schema(capsys) -> None:
 
 def test_staff_finds_a_table_that_meets_the_targets(scenario: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "staff"
-    code = run(["staff", str(scenario), "--service-level", "0.8", "--within", "20", "--max-abandon", "0.05",
-                "--out", str(out), "--workers", "1", "--quiet"])
+    code = run(
+        [
+            "staff",
+            str(scenario),
+            "--service-level",
+            "0.8",
+            "--within",
+            "20",
+            "--max-abandon",
+            "0.05",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "agent hours" in text and "converged" in text
     doc = json.loads((out / "staffing.json").read_text())
     rows = doc["rows"]
-    assert [r["agents"] for r in rows][1] > [r["agents"] for r in rows][3]  # busier interval, more agents
+    assert [r["agents"] for r in rows][1] > [r["agents"] for r in rows][
+        3
+    ]  # busier interval, more agents
     for r in rows:
         assert r["service_level"] >= 0.8 and r["abandon_rate"] <= 0.05
     assert doc["cost"] == pytest.approx(doc["agent_hours"] * 20)

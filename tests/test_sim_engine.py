@@ -60,11 +60,14 @@ def check_invariants(sc: Scenario, index: int = 0) -> None:
     assert not (same & (b0[1:] < b1[:-1] - 1e-9)).any()
     assert (b1 >= b0).all()
     for k in np.unique(a):
-        spans = list(zip(s.login_start[s.login_agent == k], s.login_end[s.login_agent == k]))
-        for x0, x1 in zip(b0[a == k], b1[a == k]):
+        mine = s.login_agent == k
+        spans = list(zip(s.login_start[mine], s.login_end[mine], strict=True))
+        for x0, x1 in zip(b0[a == k], b1[a == k], strict=True):
             assert any(l0 - 1e-9 <= x0 and x1 <= l1 + 1e-9 for l0, l1 in spans)
     # handled time covers every busy span
-    assert math.isclose(float(c.handled_seconds.sum()), float((b1 - b0).sum()), rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(
+        float(c.handled_seconds.sum()), float((b1 - b0).sum()), rel_tol=1e-9, abs_tol=1e-6
+    )
 
 
 distribution = st.sampled_from(
@@ -84,9 +87,14 @@ distribution = st.sampled_from(
     handle=distribution,
     patience=st.one_of(st.none(), distribution),
     agents=st.lists(
-        st.tuples(st.integers(0, 6), st.sets(st.sampled_from(["a", "b", "c"]), min_size=1),
-                  st.floats(0, 1.5), st.floats(0.5, 3.0)),
-        min_size=1, max_size=3,
+        st.tuples(
+            st.integers(0, 6),
+            st.sets(st.sampled_from(["a", "b", "c"]), min_size=1),
+            st.floats(0, 1.5),
+            st.floats(0.5, 3.0),
+        ),
+        min_size=1,
+        max_size=3,
     ),
     contain=st.floats(0, 0.5),
     accuracy=st.floats(0.5, 1.0),
@@ -94,7 +102,9 @@ distribution = st.sampled_from(
     callbacks=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_invariants_hold_for_any_scenario(rate, handle, patience, agents, contain, accuracy, wrap, callbacks, seed):
+def test_invariants_hold_for_any_scenario(
+    rate, handle, patience, agents, contain, accuracy, wrap, callbacks, seed
+):
     groups = [
         {"count": n, "skills": sorted(sk), "shift": {"start_hour": s0, "end_hour": s0 + dur}}
         for n, sk, s0, dur in agents
@@ -106,7 +116,13 @@ def test_invariants_hold_for_any_scenario(rate, handle, patience, agents, contai
         "handle_time": handle,
         "agents": groups,
         "intents": [
-            {"name": "a", "share": 2, "containment": contain, "recognition_accuracy": accuracy, "ivr_seconds": 30},
+            {
+                "name": "a",
+                "share": 2,
+                "containment": contain,
+                "recognition_accuracy": accuracy,
+                "ivr_seconds": 30,
+            },
             {"name": "b", "share": 1, "recognition_accuracy": accuracy},
             {"name": "c", "share": 1, "skills": ["a", "c"]},
         ],
@@ -150,7 +166,11 @@ wrap_up_seconds: 10
             "duration_hours": 2,
             "handle_time": {"distribution": "exponential", "mean_seconds": 150},
             "patience": {"distribution": "exponential", "mean_seconds": 200},
-            "intents": [{"name": "billing", "share": 2}, {"name": "tech"}, {"name": "sales", "recognition_accuracy": 0.8}],
+            "intents": [
+                {"name": "billing", "share": 2},
+                {"name": "tech"},
+                {"name": "sales", "recognition_accuracy": 0.8},
+            ],
             "agents": [
                 {"count": 5, "skills": {"billing": 5}},
                 {"count": 4, "skills": {"billing": 2, "tech": 4}},
@@ -165,11 +185,15 @@ wrap_up_seconds: 10
     out = []
     for explain in (False, True):
         plan = draw_plan(sc, np.random.default_rng(9))
-        calls, spans, _ = simulate_plan(sc, plan, roster, LiveRouter(sc, plan, roster, explain=explain))
+        calls, spans, _ = simulate_plan(
+            sc, plan, roster, LiveRouter(sc, plan, roster, explain=explain)
+        )
         out.append((calls, spans))
     (c0, s0), (c1, s1) = out
     assert np.array_equal(c0.answered_at, c1.answered_at, equal_nan=True)
-    assert np.array_equal(s0.busy_agent, s1.busy_agent) and np.array_equal(s0.busy_start, s1.busy_start)
+    assert np.array_equal(s0.busy_agent, s1.busy_agent) and np.array_equal(
+        s0.busy_start, s1.busy_start
+    )
     assert (c0.transferred > 0).any()
 
 
@@ -177,7 +201,10 @@ def test_cross_training_helps_and_waits_fall() -> None:
     def run(skills_per_agent: int) -> float:
         types = ["a", "b", "c"]
         groups = [
-            {"count": 6, "skills": {types[(k + j) % 3]: 5 if j == 0 else 3 for j in range(skills_per_agent)}}
+            {
+                "count": 6,
+                "skills": {types[(k + j) % 3]: 5 if j == 0 else 3 for j in range(skills_per_agent)},
+            }
             for k in range(3)
         ]
         sc = parse_scenario(
@@ -213,7 +240,9 @@ def test_containment_transfers_and_ivr_time() -> None:
     res = run_scenario(sc, workers=1)
     contained = res.summary["containment"]["mean"]
     assert 0.1 < contained < 0.2  # 30% of half the callers
-    assert 0.05 < res.summary["transfer_rate"]["mean"] < 0.15  # 20% of the first intent's queued callers
+    assert (
+        0.05 < res.summary["transfer_rate"]["mean"] < 0.15
+    )  # 20% of the first intent's queued callers
     rep = simulate_replication(sc, 0)
     first = rep.calls.intent == 0
     q = ~rep.calls.contained & first
@@ -221,8 +250,12 @@ def test_containment_transfers_and_ivr_time() -> None:
 
 
 def test_wrap_up_counts_in_aht_and_occupancy() -> None:
-    sc = small(wrap_up_seconds=60, patience=None, agents=[{"count": 30}],
-               handle_time={"distribution": "deterministic", "mean_seconds": 120})
+    sc = small(
+        wrap_up_seconds=60,
+        patience=None,
+        agents=[{"count": 30}],
+        handle_time={"distribution": "deterministic", "mean_seconds": 120},
+    )
     s = run_scenario(sc, workers=1).summary
     assert s["aht_seconds"]["mean"] == pytest.approx(180.0)
     # occupancy = offered load / agents = 120 calls/h * 180 s / 3600 / 30
@@ -246,18 +279,32 @@ def test_shifts_and_per_interval_staffing() -> None:
 
 def test_proficiency_changes_handle_time() -> None:
     def aht(level: int) -> float:
-        sc = small(agents=[{"count": 20, "skills": {"default": level}}], proficiency_speed={1: 1.5, 5: 0.5},
-                   handle_time={"distribution": "deterministic", "mean_seconds": 100})
+        sc = small(
+            agents=[{"count": 20, "skills": {"default": level}}],
+            proficiency_speed={1: 1.5, 5: 0.5},
+            handle_time={"distribution": "deterministic", "mean_seconds": 100},
+        )
         return run_scenario(sc, workers=1).summary["aht_seconds"]["mean"]
 
-    assert aht(1) == pytest.approx(150) and aht(5) == pytest.approx(50) and aht(3) == pytest.approx(100)
+    assert (
+        aht(1) == pytest.approx(150)
+        and aht(5) == pytest.approx(50)
+        and aht(3) == pytest.approx(100)
+    )
 
 
 def test_callbacks_remove_abandonment() -> None:
     base = small(arrivals={"rate_per_hour": 200})
-    cb = base.model_copy(update={"callbacks": parse_scenario(
-        {**base.model_dump(exclude={"base_dir", "source"}), "callbacks": {"offer_after_seconds": 1, "accept_share": 1.0}}
-    ).callbacks})
+    cb = base.model_copy(
+        update={
+            "callbacks": parse_scenario(
+                {
+                    **base.model_dump(exclude={"base_dir", "source"}),
+                    "callbacks": {"offer_after_seconds": 1, "accept_share": 1.0},
+                }
+            ).callbacks
+        }
+    )
     assert run_scenario(base, workers=1).summary["abandon_rate"]["mean"] > 0.05
     s = run_scenario(cb, workers=1).summary
     assert s["abandon_rate"]["mean"] < 0.01 and s["callback_rate"]["mean"] > 0.3
@@ -266,8 +313,87 @@ def test_callbacks_remove_abandonment() -> None:
 def test_a_queue_no_group_can_serve_is_a_scenario_error(tmp_path: Path) -> None:
     from simulation.errors import ScenarioError
 
-    (tmp_path / "p.yaml").write_text("version: 1\nqueues:\n  default: {skills: {default: 5}}\n", encoding="utf-8")
+    (tmp_path / "p.yaml").write_text(
+        "version: 1\nqueues:\n  default: {skills: {default: 5}}\n", encoding="utf-8"
+    )
     sc = small(routing_policy=str(tmp_path / "p.yaml"))  # agents have level 3
     with pytest.raises(ScenarioError) as err:
         run_scenario(sc, workers=2)
     assert err.value.field == "intents.0" and "default>=5" in str(err.value)
+
+
+FLOW = """\
+id: sim_test
+name: Simulator test line
+start: greet
+nodes:
+  greet:
+    type: say
+    text: Thanks for calling the simulator test line.
+    next: menu
+  menu:
+    type: ask
+    prompt: Say sales, support or balance, or press 1, 2 or 3.
+    intents:
+      sales:
+        keys: ["1"]
+        examples: [sales, buy something, pricing, upgrade my plan]
+        next: to_sales
+      support:
+        keys: ["2"]
+        examples: [support, it is broken, technical problem, not working]
+        next: to_support
+      balance:
+        keys: ["3"]
+        examples: [balance, how much do I owe, my balance]
+        next: self_service
+    no_match: to_support
+  self_service:
+    type: hangup
+    text: Your balance is forty two dollars. Goodbye.
+  to_sales:
+    type: route
+    queue: sales
+    skills: {sales: 1}
+  to_support:
+    type: route
+    queue: support
+    skills: {support: 1}
+"""
+
+
+def test_callers_walk_the_real_ivr_flow(tmp_path: Path) -> None:
+    pytest.importorskip("ivr.engine")
+    (tmp_path / "flow.yaml").write_text(FLOW, encoding="utf-8")
+    data = {
+        "arrivals": {"rate_per_hour": 400},
+        "duration_hours": 2,
+        "handle_time": {"distribution": "exponential", "mean_seconds": 200},
+        "patience": {"distribution": "exponential", "mean_seconds": 120},
+        "intents": [{"name": "sales"}, {"name": "support", "share": 2}, {"name": "balance"}],
+        "agents": [
+            {"count": 10, "skills": ["sales"]},
+            {"count": 16, "skills": ["support"]},
+            {"count": 1, "skills": ["balance"]},
+        ],
+        "flow": {
+            "path": str(tmp_path / "flow.yaml"),
+            "garble_share": 0.5,
+            "samples_per_interval": 30,
+        },
+        "replications": 3,
+        "seed": 8,
+    }
+    sc = parse_scenario(data, base_dir=str(tmp_path))
+    check_invariants(sc)
+    rep = simulate_replication(sc, 0)
+    c = rep.calls
+    balance = c.intent == 2
+    # self-service ends in the IVR, unless garbled speech sent the caller elsewhere
+    assert c.contained[balance].mean() > 0.6 and c.contained[~balance].mean() < 0.2
+    ivr = (c.queued_at - c.arrival)[~c.contained]
+    assert (ivr > 5).all() and (ivr < 120).all()  # prompts and answers take time
+    s = run_scenario(sc, workers=1).summary
+    assert 0.15 < s["containment"]["mean"] < 0.3
+    assert s["transfer_rate"]["mean"] > 0  # garbled speech misrecognised by the flow's recognizer
+    assert run_scenario(sc, workers=2).summary == s  # journeys are seeded too

@@ -28,7 +28,9 @@ def erlang_c_exact(n: int, a: Fraction) -> float:
     return float(top / bottom)
 
 
-@pytest.mark.parametrize("n,a", [(1, Fraction(1, 2)), (5, Fraction(7, 2)), (12, Fraction(10)), (30, Fraction(57, 2))])
+@pytest.mark.parametrize(
+    "n,a", [(1, Fraction(1, 2)), (5, Fraction(7, 2)), (12, Fraction(10)), (30, Fraction(57, 2))]
+)
 def test_erlang_c_matches_the_factorial_formula(n: int, a: Fraction) -> None:
     assert erlang_c(n, float(a)) == pytest.approx(erlang_c_exact(n, a), rel=1e-12)
 
@@ -56,8 +58,12 @@ def ctmc_erlang_a(n: int, lam: float, mu: float, theta: float, k_max: int = 400)
     return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
-@pytest.mark.parametrize("n,rate,aht,pat", [(3, 60, 180, 60), (10, 220, 180, 300), (25, 500, 200, 90)])
-def test_erlang_a_matches_a_direct_ctmc_solution(n: int, rate: float, aht: float, pat: float) -> None:
+@pytest.mark.parametrize(
+    "n,rate,aht,pat", [(3, 60, 180, 60), (10, 220, 180, 300), (25, 500, 200, 90)]
+)
+def test_erlang_a_matches_a_direct_ctmc_solution(
+    n: int, rate: float, aht: float, pat: float
+) -> None:
     lam, mu, theta = rate / 3600, 1 / aht, 1 / pat
     pi = ctmc_erlang_a(n, lam, mu, theta)
     m = erlang_a_metrics(n, rate, aht, pat, 20)
@@ -77,7 +83,9 @@ def test_erlang_a_matches_a_direct_ctmc_solution(n: int, rate: float, aht: float
     pat=st.floats(10, 2000),
     t=st.floats(0, 120),
 )
-def test_erlang_a_is_a_proper_law_and_consistent(n: int, occ: float, aht: float, pat: float, t: float) -> None:
+def test_erlang_a_is_a_proper_law_and_consistent(
+    n: int, occ: float, aht: float, pat: float, t: float
+) -> None:
     rate = occ * n * 3600 / aht
     m = erlang_a_metrics(n, rate, aht, pat, t)
     for p in (m.p_wait, m.service_level, m.abandon_rate, m.occupancy):
@@ -94,7 +102,9 @@ def test_erlang_a_is_a_proper_law_and_consistent(n: int, occ: float, aht: float,
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 300), occ=st.floats(0.2, 0.98), aht=st.floats(30, 600))
-def test_erlang_a_tends_to_erlang_c_for_very_patient_callers(n: int, occ: float, aht: float) -> None:
+def test_erlang_a_tends_to_erlang_c_for_very_patient_callers(
+    n: int, occ: float, aht: float
+) -> None:
     rate = occ * n * 3600 / aht
     c = erlang_c_metrics(n, rate, aht, 20)
     a = erlang_a_metrics(n, rate, aht, 1e9, 20)
@@ -134,9 +144,15 @@ def test_unstable_erlang_c_says_so() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(rate=st.floats(10, 8000), aht=st.floats(60, 600), sl=st.floats(0.5, 0.95),
-       pat=st.one_of(st.none(), st.floats(30, 600)))
-def test_agents_for_targets_is_the_fewest(rate: float, aht: float, sl: float, pat: float | None) -> None:
+@given(
+    rate=st.floats(10, 8000),
+    aht=st.floats(60, 600),
+    sl=st.floats(0.5, 0.95),
+    pat=st.one_of(st.none(), st.floats(30, 600)),
+)
+def test_agents_for_targets_is_the_fewest(
+    rate: float, aht: float, sl: float, pat: float | None
+) -> None:
     cap = 0.05 if pat is not None else None
     n = agents_for_targets(rate, aht, sl, 20, max_abandon=cap, patience_seconds=pat)
 

@@ -30,14 +30,23 @@ CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agents,load,patience,hours,reps,seed", CASES)
-def test_erlang_value_lies_in_the_simulated_95pct_ci(agents, load, patience, hours, reps, seed) -> None:
+def test_erlang_value_lies_in_the_simulated_95pct_ci(
+    agents, load, patience, hours, reps, seed
+) -> None:
     sc = single_skill_scenario(
-        agents, load, patience=patience, hours=hours, replications=reps, seed=seed,
+        agents,
+        load,
+        patience=patience,
+        hours=hours,
+        replications=reps,
+        seed=seed,
         warmup_minutes=20 if agents >= 500 else 60,
     )
     rows = erlang_agreement(sc)
     assert {r.kpi for r in rows} >= {"p_wait", "service_level", "asa_seconds"}
     outside = [
-        f"{r.kpi}: Erlang {r.analytic:.4f} not in [{r.ci_low:.4f}, {r.ci_high:.4f}]" for r in rows if not r.inside
+        f"{r.kpi}: Erlang {r.analytic:.4f} not in [{r.ci_low:.4f}, {r.ci_high:.4f}]"
+        for r in rows
+        if not r.inside
     ]
     assert not outside, "; ".join(outside)
