@@ -58,7 +58,8 @@ Router (``routing.router.Router(policy=None, *, history_limit=10_000, record_dec
     explain(call_id) -> list[Decision]                # every decision/event of the call
     requirement(call_id) -> Requirement               # after relaxation
     reset_stats() -> None                             # new statistics period (e.g. midnight)
-    to_dict() -> dict                                 # JSON-able snapshot (no derived state)
+    to_dict(*, history=True) -> dict                  # JSON-able snapshot (no derived state);
+                                                      # history=False: without the decision log
     Router.from_dict(d, *, history_limit=10_000, record_decisions=True) -> Router
                                                       # indexes and timers re-derived; the policy
                                                       # in d may differ if no call waits in a
@@ -90,9 +91,20 @@ Policy semantics
 * Batches (``agents_available``, ``enqueue_many``, ``rebalance``): as many
   calls as possible, the most urgent first, then the best total fit
   (``routing.batch``; networkx max-weight matching).
+* Reject / timeout: the call goes to the next best free agent, never again to
+  one who refused it; if none is left it waits for a new agent, a relaxation
+  step or its overflow. The call keeps its place (enqueue time, priority).
+* Overflow: after ``max_wait_seconds`` in a queue the call moves to its
+  ``overflow_queue`` with that queue's skills (language and call priority
+  kept; the wait keeps counting from the first enqueue).
+* Estimated wait: (calls ahead with the same requirement + 1 - free slots) x
+  recent average handle time / staffed eligible slots. Calls of other queues
+  competing for the same agents are not counted (optimistic when queues
+  share agents heavily).
 
 Errors: everything raised derives from ``routing.errors.RoutingError``.
-CLI: ``routing.cli.add_commands(subparsers)`` registers ``ivr route check-policy PATH``;
+CLI: ``routing.cli.add_commands(subparsers)`` registers ``ivr route check-policy PATH`` and
+returns the ``route`` sub-commands (to add more, e.g. ``explain``);
 ``routing.cli.format_decision(decision) -> str`` prints a decision for humans.
 """
 

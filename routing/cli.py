@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from routing.errors import PolicyError
 from routing.models import Decision, DecisionKind
 from routing.policy import load_policy
 
 
-def format_decision(d: Decision) -> str:
-    """A decision as a few readable lines (for ``ivr route explain``)."""
-    head = f"#{d.seq} t={d.time:g}s call {d.call_id} [{d.queue}] {d.kind.value}"
+def _seconds(t: float) -> str:
+    return f"t={t:g}s"
+
+
+def format_decision(d: Decision, when: Callable[[float], str] = _seconds) -> str:
+    """A decision as a few readable lines (for ``ivr route explain``); ``when`` formats its
+    time (the live layer passes wall-clock times, printed as dates)."""
+    head = f"#{d.seq} {when(d.time)} call {d.call_id} [{d.queue}] {d.kind.value}"
     if d.agent_id:
         head += f" {'to' if d.kind is DecisionKind.OFFERED else 'by'} agent {d.agent_id}"
     head += f" ({d.trigger})"
     lines = [head]
     if d.kind in (DecisionKind.OFFERED, DecisionKind.QUEUED):
         lines.append(f"  needs: {d.requirement}; {d.step_label}")
-        lines.append(f"  waited {d.waited:g}s, effective priority {d.priority:g}")
+        lines.append(f"  waited {d.waited:g}s, effective priority {d.priority:.2f}")
     if d.kind is DecisionKind.OFFERED:
         lines.append(f"  eligible free agents: {d.eligible_count}")
         for i, c in enumerate(d.candidates):
@@ -30,7 +35,8 @@ def format_decision(d: Decision) -> str:
                 else ("runner-up" if i == 1 else "         ")
             )
             lines.append(
-                f"    {mark} {c.agent_id}: score {c.score:g}, idle since {c.idle_since:g}s"
+                f"    {mark} {c.agent_id}: score {c.score:g}, idle since "
+                f"{when(c.idle_since).removeprefix('t=')}"
             )
         if d.runner_up_id is None:
             lines.append("    (no runner-up)")
@@ -55,10 +61,11 @@ def _check_policy(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse._SubParsersAction[Any]:
     """Register ``route`` (with ``check-policy PATH``) on the top-level ``ivr`` parser.
 
     Each leaf sets ``func(args) -> int`` (the exit code) via ``set_defaults``.
+    Returns the ``route`` sub-commands, for layers that add their own (``explain``).
     """
     route = subparsers.add_parser("route", help="skills-based routing tools")
     sub = route.add_subparsers(dest="route_command", required=True)
@@ -67,6 +74,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     check.add_argument("path", help="policy YAML, e.g. flows/routing.yaml")
     check.set_defaults(func=_check_policy)
+    return sub
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,8 @@ class RoutingIndex:
         self._call_ver: dict[str, int] = {}
         self._call_in: dict[str, Group] = {}
         self._stale = 0  # heap entries made stale since the last compaction
+        self._by_skill: dict[str, set[str]] = {}  # skill -> ids of agents who have it
+        self._noted: dict[str, tuple[str, ...]] = {}  # agent id -> skills as noted
 
     # -- groups ------------------------------------------------------------------
     def group(self, req: Requirement) -> Group:
@@ -71,8 +73,17 @@ class RoutingIndex:
         self._groups[req] = g
         anchor = req.skills[0][0] if req.skills else None
         self._by_anchor.setdefault(anchor, []).append(g)
-        # one scan: extend cached group lists, fill the heap with the free agents
-        for aid, agent in self._agents.items():
+        # one scan of the agents with the rarest required skill: extend cached group
+        # lists, fill the heap with the free agents
+        pools: list[set[str]] = [self._by_skill.get(sk, set()) for sk, _ in req.skills]
+        ids: Iterable[str]
+        if pools:
+            rarest: set[str] = min(pools, key=len)
+            ids = rarest
+        else:
+            ids = list(self._agents)
+        for aid in ids:
+            agent = self._agents[aid]
             if not is_eligible(agent.skills, agent.languages, req):
                 continue
             score = fit_score(agent.skills, req, self._weight)
@@ -103,10 +114,23 @@ class RoutingIndex:
         self._cache[agent.id] = out
         return out
 
-    def forget_agent(self, agent_id: str) -> None:
+    def note_agent(self, agent: Agent) -> None:
+        """Register a new agent, or its changed skills (call :meth:`forget_agent` first)."""
+        self._unnote(agent.id)
+        for skill in agent.skills:
+            self._by_skill.setdefault(skill, set()).add(agent.id)
+        self._noted[agent.id] = tuple(agent.skills)
+
+    def _unnote(self, agent_id: str) -> None:
+        for skill in self._noted.pop(agent_id, ()):
+            self._by_skill[skill].discard(agent_id)
+
+    def forget_agent(self, agent_id: str, *, removed: bool = False) -> None:
         """Drop an agent's cached group list (its skills or languages changed, or it left)."""
         self.agent_leaves(agent_id)
         self._cache.pop(agent_id, None)
+        if removed:
+            self._unnote(agent_id)
 
     # -- agents ------------------------------------------------------------------
     def agent_joins(self, agent: Agent) -> None:

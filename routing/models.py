@@ -8,9 +8,9 @@ plain records (``as_dict()``/``from_dict()``) meant to be stored and printed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from routing.errors import InvalidRecordError
 
@@ -198,10 +198,24 @@ class Call:
         self.state = CallState(self.state)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["state"] = self.state.value
-        d["excluded"] = sorted(self.excluded)
-        return d
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "skills": dict(self.skills),
+            "language": self.language,
+            "priority": self.priority,
+            "context": dict(self.context),
+            "state": self.state.value,
+            "enqueued_at": self.enqueued_at,
+            "queue_entered_at": self.queue_entered_at,
+            "step": self.step,
+            "seq": self.seq,
+            "agent_id": self.agent_id,
+            "excluded": sorted(self.excluded),
+            "offered_at": self.offered_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Call:
@@ -231,8 +245,7 @@ class Requirement:
         return sk + (f", language {self.language}" if self.language else ", any language")
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """An eligible agent and its fit score for one call."""
 
     agent_id: str
@@ -252,9 +265,8 @@ class DecisionKind(str, Enum):
     COMPLETED = "completed"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One routing decision or call event, with its reasons.
+class Decision(NamedTuple):
+    """One routing decision or call event, with its reasons (an immutable record).
 
     For ``offered``: ``candidates`` are the best eligible free agents (best
     first, at most a handful), ``eligible_count`` how many there were,
@@ -262,7 +274,8 @@ class Decision:
     is the relaxation step in force (0 = the call's own requirements) and
     ``step_label`` says what it accepts. ``trigger`` says what caused it:
     enqueue, agent_available, batch, reject, timeout, relax, overflow, abandon,
-    complete, wrap_up_end.
+    complete, wrap_up_end. (A named tuple: immutable and cheap to make, as one
+    is made per event.)
     """
 
     seq: int
@@ -286,9 +299,9 @@ class Decision:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
         d["kind"] = self.kind.value
-        d["candidates"] = [asdict(c) for c in self.candidates]
+        d["candidates"] = [c._asdict() for c in self.candidates]
         d["excluded"] = list(self.excluded)
         return d
 

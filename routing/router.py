@@ -8,14 +8,13 @@ Methods that may place calls return the routing decisions they made
 
 from __future__ import annotations
 
-import heapq
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from routing import snapshot
 from routing import stats as stats_mod
 from routing.batch import solve_batch
+from routing.decisions import DecisionLog
 from routing.errors import InvalidTransitionError, UnknownAgentError, UnknownCallError
 from routing.index import Group, RoutingIndex
 from routing.models import (
@@ -31,13 +30,11 @@ from routing.models import (
     SlotState,
 )
 from routing.policy import RoutingPolicy, did_you_mean
-from routing.scoring import call_order_key, effective_priority, is_eligible
+from routing.scoring import call_order_key, is_eligible
 from routing.stats import QueueCounters, QueueStats
+from routing.timers import OFFER, OVERFLOW, RELAX, WRAP, Timer, TimerQueue
 
 _TOP_K = 3  # candidates kept in a batch decision record (single decisions: chosen + runner-up)
-
-# timer kinds
-_RELAX, _OVERFLOW, _OFFER, _WRAP = "relax", "overflow", "offer_timeout", "wrap_end"
 
 
 class Router:
@@ -59,13 +56,10 @@ class Router:
         self.agents: dict[str, Agent] = {}
         self.calls: dict[str, Call] = {}  # active calls: waiting, reserved, connected
         self._index = RoutingIndex(self.agents, self.policy.scoring.weight)
-        self._timers: list[tuple[float, int, str, str, str, float]] = []
-        self._timer_seq = 0
-        self._seq = 0  # decisions
+        self._timers = TimerQueue()
+        self._log = DecisionLog(history_limit)
         self._call_seq = 0
         self._excluded_by: dict[str, set[str]] = {}
-        self._history: OrderedDict[str, list[Decision]] = OrderedDict()
-        self._finished: OrderedDict[str, None] = OrderedDict()
         self._counters: dict[str, QueueCounters] = {q: QueueCounters() for q in self.policy.queues}
         self._waiting: dict[str, set[str]] = {q: set() for q in self.policy.queues}
         self._aging = self.policy.priority_aging.seconds_per_level
@@ -99,6 +93,7 @@ class Router:
         agent.idle_since = now
         agent.state = agent.presence
         self.agents[agent.id] = agent
+        self._index.note_agent(agent)
         return self._agent_free(agent, now, "agent_available")
 
     def update_agent(
@@ -110,7 +105,8 @@ class Router:
         languages: Iterable[str] | None = None,
         capacity: int | None = None,
     ) -> list[Decision]:
-        """Change an agent's skills, languages or capacity (takes effect at once)."""
+        """Change an agent's skills, languages or capacity (takes effect at once; a pending
+        offer the agent no longer qualifies for is routed again)."""
         agent = self._agent(agent_id)
         new = Agent(
             id=agent.id,
@@ -125,17 +121,25 @@ class Router:
             )
         self._index.forget_agent(agent_id)
         agent.skills, agent.languages, agent.capacity = new.skills, new.languages, new.capacity
-        return self._agent_free(agent, now, "agent_available")
+        self._index.note_agent(agent)
+        out: list[Decision] = []
+        for call_id in [c for c, s in agent.slots.items() if s is SlotState.RESERVED]:
+            call = self.calls[call_id]
+            if not is_eligible(agent.skills, agent.languages, self._req_of(call)):
+                # an offer the agent no longer qualifies for goes to someone who does
+                out += self._withdraw(call, agent, now, DecisionKind.REJECTED, "skills changed")
+        return out + self._agent_free(agent, now, "agent_available")
 
     def remove_agent(self, agent_id: str, now: float) -> None:
         """Forget an agent that holds no call."""
         agent = self._agent(agent_id)
-        if agent.slots:
+        held = sorted(c for c, s in agent.slots.items() if s is not SlotState.WRAP_UP)
+        if held:
             raise InvalidTransitionError(
-                f"agent {agent_id}: still holds {', '.join(sorted(agent.slots))}; "
-                "complete or reject them first"
+                f"agent {agent_id}: still holds {', '.join(held)}; complete, reject or abandon "
+                "them first"
             )
-        self._index.forget_agent(agent_id)
+        self._index.forget_agent(agent_id, removed=True)
         del self.agents[agent_id]
 
     def agent_available(self, agent_id: str, now: float) -> list[Decision]:
@@ -207,6 +211,7 @@ class Router:
                 "use a new call id for a new leg"
             )
         spec = self.policy.queue(call.queue)
+        self._log.reopen(call.id)  # a call id used again (a new leg): its history continues
         if not call.skills:
             call.skills = dict(spec.skills)
         if call.language is None:
@@ -298,7 +303,7 @@ class Router:
         if wrap > 0:
             agent.slots[call_id] = SlotState.WRAP_UP
             agent.wrap_until[call_id] = now + wrap
-            self._push_timer(now + wrap, _WRAP, agent.id, call_id, now + wrap)
+            self._push_timer(now + wrap, WRAP, agent.id, call_id, now + wrap)
             self._refresh_state(agent, now)
             return []
         del agent.slots[call_id]
@@ -326,9 +331,7 @@ class Router:
     # ------------------------------------------------------------------- time
     def next_due(self) -> float | None:
         """When the next timer (relaxation, overflow, offer timeout, wrap-up end) is due."""
-        while self._timers and not self._timer_valid(self._timers[0]):
-            heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next_due(self._timer_valid)
 
     def tick(self, now: float) -> list[Decision]:
         """Run every timer due at or before ``now``, each at its own due time.
@@ -340,18 +343,14 @@ class Router:
         """
         out: list[Decision] = []
         self._index.compact()
-        while self._timers and self._timers[0][0] <= now:
-            t = heapq.heappop(self._timers)
-            if not self._timer_valid(t):
-                continue
-            due, _, kind, a, b, _stamp = t
-            if kind == _RELAX:
+        for due, _, kind, a, b, _stamp in self._timers.pop_due(now, self._timer_valid):
+            if kind == RELAX:
                 out += self._relax(self.calls[a], int(b), due)
-            elif kind == _OVERFLOW:
+            elif kind == OVERFLOW:
                 out += self._overflow(self.calls[a], due)
-            elif kind == _OFFER:
+            elif kind == OFFER:
                 out += self.timeout(a, b, due)
-            elif kind == _WRAP:
+            elif kind == WRAP:
                 agent = self.agents[a]
                 self._end_wrap(agent, b)
                 out += self._agent_free(agent, due, "wrap_up_end")
@@ -366,13 +365,7 @@ class Router:
     # -------------------------------------------------------------- reading
     def explain(self, call_id: str) -> list[Decision]:
         """Every decision and event recorded for the call, oldest first."""
-        try:
-            return list(self._history[call_id])
-        except KeyError:
-            raise UnknownCallError(
-                f"call {call_id}: no decisions recorded (unknown, or older than "
-                f"the last {self.history_limit} finished calls)"
-            ) from None
+        return self._log.explain(call_id)
 
     def requirement(self, call_id: str) -> Requirement:
         """The call's requirement now (after the relaxation steps in force)."""
@@ -416,9 +409,10 @@ class Router:
             c.handle_times = ht
 
     # ------------------------------------------------------------ snapshots
-    def to_dict(self) -> dict[str, Any]:
-        """The whole state as plain data (JSON-able); :meth:`from_dict` rebuilds it."""
-        return snapshot.to_dict(self)
+    def to_dict(self, *, history: bool = True) -> dict[str, Any]:
+        """The whole state as plain data (JSON-able); :meth:`from_dict` rebuilds it.
+        ``history=False`` leaves out the decision log (most of the size)."""
+        return snapshot.to_dict(self, history=history)
 
     @classmethod
     def from_dict(
@@ -436,6 +430,8 @@ class Router:
     # ============================================================ internals
     def _rearm(self) -> None:
         """Derive indexes and timers from ``agents`` and ``calls`` (after a restore)."""
+        for a in self.agents.values():
+            self._index.note_agent(a)
         for c in self.calls.values():
             if c.excluded:
                 self._excluded_by[c.id] = c.excluded
@@ -448,14 +444,14 @@ class Router:
                 offered = c.offered_at or 0.0
                 self._push_timer(
                     offered + self.policy.reservation.timeout_seconds,
-                    _OFFER,
+                    OFFER,
                     c.id,
                     c.agent_id or "",
                     offered,
                 )
         for a in self.agents.values():
             for call_id, until in a.wrap_until.items():
-                self._push_timer(until, _WRAP, a.id, call_id, until)
+                self._push_timer(until, WRAP, a.id, call_id, until)
             if a.routable:
                 self._index.agent_joins(a)
 
@@ -472,7 +468,7 @@ class Router:
         try:
             return self.calls[call_id]
         except KeyError:
-            done = " (it already ended)" if call_id in self._finished else ""
+            done = " (it already ended)" if self._log.ended(call_id) else ""
             raise UnknownCallError(f"call {call_id!r}: not in the router{done}") from None
 
     def _reserved(self, call_id: str, agent_id: str) -> tuple[Call, Agent]:
@@ -546,36 +542,36 @@ class Router:
         group: Group | None = None,
         note: str = "",
     ) -> Decision:
-        self._seq += 1
+        seq = self._log.next_seq()
         if not self.record_decisions:
-            return Decision(self._seq, now, call.id, call.queue, kind, trigger, agent_id)
-        cands = cands or []
+            return Decision(seq, now, call.id, call.queue, kind, trigger, agent_id)
+        waited = now - call.enqueued_at
+        first = cands[0] if cands else None
+        second = cands[1] if cands and len(cands) > 1 else None
         d = Decision(
-            seq=self._seq,
-            time=now,
-            call_id=call.id,
-            queue=call.queue,
-            kind=kind,
-            trigger=trigger,
-            agent_id=agent_id,
-            score=cands[0].score if cands else None,
-            runner_up_id=cands[1].agent_id if len(cands) > 1 else None,
-            runner_up_score=cands[1].score if len(cands) > 1 else None,
-            candidates=tuple(cands),
-            eligible_count=eligible,
-            step=call.step,
-            step_label=self._step_label(call.queue, call.step),
-            requirement=group.label if group else "",
-            priority=effective_priority(
-                self.policy.queues[call.queue].priority + call.priority,
-                now - call.enqueued_at,
-                self._aging,
-            ),
-            waited=now - call.enqueued_at,
-            excluded=tuple(sorted(call.excluded)),
-            note=note,
+            seq,
+            now,
+            call.id,
+            call.queue,
+            kind,
+            trigger,
+            agent_id,
+            first.score if first else None,
+            second.agent_id if second else None,
+            second.score if second else None,
+            tuple(cands) if cands else (),
+            eligible,
+            call.step,
+            self._step_label(call.queue, call.step),
+            group.label if group else "",
+            self.policy.queues[call.queue].priority
+            + call.priority
+            + (waited / self._aging if self._aging else 0.0),
+            waited,
+            tuple(sorted(call.excluded)) if call.excluded else (),
+            note,
         )
-        self._history.setdefault(call.id, []).append(d)
+        self._log.add(d)
         return d
 
     def _finish(self, call: Call) -> None:
@@ -584,10 +580,7 @@ class Router:
         self._excluded_by.pop(call.id, None)
         self._waiting[call.queue].discard(call.id)
         self._index.forget_call(call.id)
-        self._finished[call.id] = None
-        while len(self._finished) > self.history_limit:
-            old, _ = self._finished.popitem(last=False)
-            self._history.pop(old, None)
+        self._log.finish(call.id)
 
     def _route(self, call: Call, now: float, trigger: str, note: str = "") -> Decision:
         """Offer the call to its best free eligible agent, or park it."""
@@ -641,7 +634,7 @@ class Router:
             self._index.agent_leaves(agent.id)
         self._refresh_state(agent, now)
         self._push_timer(
-            now + self.policy.reservation.timeout_seconds, _OFFER, call.id, agent.id, now
+            now + self.policy.reservation.timeout_seconds, OFFER, call.id, agent.id, now
         )
 
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
@@ -746,29 +739,28 @@ class Router:
         t0 = call.queue_entered_at
         for i, st in enumerate(spec.relax, start=1):
             if i > call.step:
-                self._push_timer(t0 + st.after_seconds, _RELAX, call.id, str(i), t0)
+                self._push_timer(t0 + st.after_seconds, RELAX, call.id, str(i), t0)
         if spec.max_wait_seconds is not None and spec.overflow_queue is not None:
-            self._push_timer(t0 + spec.max_wait_seconds, _OVERFLOW, call.id, "", t0)
+            self._push_timer(t0 + spec.max_wait_seconds, OVERFLOW, call.id, "", t0)
 
     def _push_timer(self, due: float, kind: str, a: str, b: str, stamp: float) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (due, self._timer_seq, kind, a, b, stamp))
+        self._timers.push(due, kind, a, b, stamp)
 
-    def _timer_valid(self, t: tuple[float, int, str, str, str, float]) -> bool:
+    def _timer_valid(self, t: Timer) -> bool:
         _, _, kind, a, b, stamp = t
-        if kind == _WRAP:
+        if kind == WRAP:
             agent = self.agents.get(a)
             return agent is not None and agent.wrap_until.get(b) == stamp
         call = self.calls.get(a)
         if call is None:
             return False
-        if kind == _OFFER:
+        if kind == OFFER:
             return (
                 call.state is CallState.RESERVED and call.agent_id == b and call.offered_at == stamp
             )
         if call.queue_entered_at != stamp:
             return False  # the call moved to another queue since
-        if kind == _RELAX:
+        if kind == RELAX:
             return int(b) > call.step and call.state in (CallState.WAITING, CallState.RESERVED)
         return call.state is CallState.WAITING  # overflow
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing.errors import InvalidTransitionError
-from routing.models import Agent, Call, CallState, Decision, SlotState
+from routing.models import Agent, Call, CallState, SlotState
 from routing.policy import parse_policy
 from routing.stats import QueueCounters
 
@@ -20,17 +20,17 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="Router")
 
 
-def to_dict(r: Router) -> dict[str, Any]:
-    """The router's whole state as plain data (JSON-able)."""
+def to_dict(r: Router, *, history: bool = True) -> dict[str, Any]:
+    """The router's whole state as plain data (JSON-able). ``history=False`` leaves
+    out the decision log (kept elsewhere, e.g. stored decision by decision)."""
+    log = r._log.to_dict() if history else {"seq": r._log.seq, "history": {}, "finished": []}
     return {
         "policy": r.policy.model_dump(mode="json"),
         "agents": [a.as_dict() for a in r.agents.values()],
         "calls": [c.as_dict() for c in r.calls.values()],
-        "seq": r._seq,
         "call_seq": r._call_seq,
         "counters": {q: c.as_dict() for q, c in r._counters.items()},
-        "history": {k: [d.as_dict() for d in v] for k, v in r._history.items()},
-        "finished": list(r._finished),
+        **log,  # seq, history, finished
     }
 
 
@@ -48,7 +48,6 @@ def from_dict(
         history_limit=history_limit,
         record_decisions=record_decisions,
     )
-    r._seq = data["seq"]
     r._call_seq = data["call_seq"]
     stranded = sorted({c["queue"] for c in data["calls"]} - set(r.policy.queues))
     if stranded:
@@ -59,10 +58,13 @@ def from_dict(
     for q, c in data["counters"].items():
         if q in r._counters:  # statistics of a queue dropped from the policy are dropped too
             r._counters[q] = QueueCounters.from_dict(c)
-    for k, v in data["history"].items():
-        r._history[k] = [Decision.from_dict(d) for d in v]
-    for k in data["finished"]:
-        r._finished[k] = None
+    r._log.load(
+        {
+            "seq": data["seq"],
+            "history": data.get("history", {}),
+            "finished": data.get("finished", []),
+        }
+    )
     for ad in data["agents"]:
         a = Agent.from_dict(ad)
         r.agents[a.id] = a

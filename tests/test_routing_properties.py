@@ -73,6 +73,7 @@ KINDS = (
     + ["complete"] * 3
     + ["advance"] * 2
     + ["reject", "timeout", "abandon", "available", "break", "offline", "shift", "rebalance"]
+    + ["update"]
 )
 # every op draws all arguments; each kind uses the ones it needs
 op_st = st.tuples(
@@ -221,6 +222,9 @@ def test_router_agrees_with_brute_force_through_any_history(
             if fresh:
                 assert (out[0].call_id if out else None) == want_call
                 assert all(d.agent_id == agent.id for d in out)
+        elif kind == "update":  # new skills take effect at once
+            if skills:
+                r.update_agent(ids[idx % len(ids)], now, skills=skills)
         elif kind == "advance":
             now += dt
             r.tick(now)

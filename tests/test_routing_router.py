@@ -354,7 +354,9 @@ def _workload(r: Router, seed: int) -> list[tuple[float, str, str | None]]:
 def test_unrecorded_router_routes_identically() -> None:
     full, lean = Router(BANK), Router(BANK, record_decisions=False)
     assert _workload(full, 3) == _workload(lean, 3)
-    assert full.explain("c5") and not lean._history
+    assert full.explain("c5")
+    with pytest.raises(UnknownCallError):
+        lean.explain("c5")
 
 
 def test_restore_under_a_changed_policy() -> None:
@@ -401,3 +403,84 @@ def test_update_agent_skills_take_effect_at_once() -> None:
     with pytest.raises(InvalidTransitionError, match="capacity 1 is below the 2 calls it holds"):
         r.update_agent("a", 5, capacity=1)
     r.check_invariants()
+
+
+def test_explain_prints_the_whole_story() -> None:
+    r = bank(
+        (agent("a0", {"billing": 3}), 0),
+        (agent("a1", {"billing": 5}), 5),
+        (agent("a2", {"billing": 5}), 2),
+    )
+    r.enqueue(Call("c1", "billing"), 10)
+    r.reject("c1", "a2", 12)
+    r.accept("c1", "a1", 13)
+    text = "\n".join(format_decision(d) for d in r.explain("c1"))
+    assert (
+        text
+        == """\
+#1 t=10s call c1 [billing] offered to agent a2 (enqueue)
+  needs: billing>=3, language en; step 0: the call's own requirements
+  waited 0s, effective priority 0.00
+  eligible free agents: 3
+    chosen    a2: score 5, idle since 2s
+    runner-up a1: score 5, idle since 5s
+#2 t=12s call c1 [billing] rejected by agent a2 (reject)
+  not offered again to: a2
+#3 t=12s call c1 [billing] offered to agent a1 (reject)
+  needs: billing>=3, language en; step 0: the call's own requirements
+  waited 2s, effective priority 0.02
+  eligible free agents: 2
+    chosen    a1: score 5, idle since 5s
+    runner-up a0: score 3, idle since 0s
+  not offered again to: a2
+#4 t=13s call c1 [billing] accepted by agent a1 (accept)
+  not offered again to: a2"""
+    )
+
+
+def test_a_new_leg_with_the_same_call_id_keeps_its_history() -> None:
+    r = Router(BANK, history_limit=1)
+    r.add_agent(agent("a", {"general": 2, "billing": 3}, wrap_up_seconds=0), 0)
+    r.enqueue(Call("c1", "billing"), 1)
+    r.accept("c1", "a", 2)
+    r.complete("c1", 3)
+    r.enqueue(Call("c1", "general"), 4)  # transferred: a second leg
+    r.enqueue(Call("c2", "general"), 5)
+    r.abandon("c2", 6)  # c2 finishes; c1 is active again, so its history stays
+    assert [d.kind.value for d in r.explain("c1")] == [
+        "offered",
+        "accepted",
+        "completed",
+        "offered",
+    ]
+    with pytest.raises(InvalidTransitionError, match="still holds c1; complete, reject or abandon"):
+        r.remove_agent("a", 7)
+
+
+def test_snapshot_without_history_routes_the_same() -> None:
+    r = bank((agent("a", {"cards": 4}, wrap_up_seconds=0), 0))
+    r.enqueue(Call("c1", "cards"), 1)
+    r.enqueue(Call("c2", "cards"), 2)
+    lean = Router.from_dict(json.loads(json.dumps(r.to_dict(history=False))))
+    lean.check_invariants()
+    with pytest.raises(UnknownCallError):
+        lean.explain("c1")
+    for x in (r, lean):
+        x.accept("c1", "a", 3)
+    assert (
+        [d.call_id for d in r.complete("c1", 9)]
+        == [d.call_id for d in lean.complete("c1", 9)]
+        == ["c2"]
+    )
+    assert r.explain("c2")[-1].seq == lean.explain("c2")[-1].seq  # decision numbers continue
+
+
+def test_records_round_trip_every_field() -> None:
+    import dataclasses
+
+    call = Call("c", "billing", {"billing": 2}, "en", 1, {"account": "42"}, excluded={"x"})
+    assert set(call.as_dict()) == {f.name for f in dataclasses.fields(Call)}
+    assert Call.from_dict(call.as_dict()).as_dict() == call.as_dict()
+    a = agent("a", {"cards": 3}, "en,es", capacity=2, wrap_up_seconds=10)
+    assert set(a.as_dict()) == {f.name for f in dataclasses.fields(Agent)}
+    assert Agent.from_dict(a.as_dict()).as_dict() == a.as_dict()
