@@ -17,8 +17,16 @@ from ivr.nlu import cli as nlu_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "nlu"
-KEYS = ["accuracy", "macro_f1", "oos_recall", "in_scope_false_reject", "p50_ms", "p99_ms", "train_s",
-        "peak_rss_mb"]
+KEYS = [
+    "accuracy",
+    "macro_f1",
+    "oos_recall",
+    "in_scope_false_reject",
+    "p50_ms",
+    "p99_ms",
+    "train_s",
+    "peak_rss_mb",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +43,17 @@ def _ivr(argv: list[str]) -> int:
 
 
 def test_eval_prints_exactly_the_metrics(capsys):
-    code = _ivr(["nlu", "eval", "--train", str(FIXTURES / "train.csv"), "--test", str(FIXTURES / "test.csv"),
-                 "--json"])
+    code = _ivr(
+        [
+            "nlu",
+            "eval",
+            "--train",
+            str(FIXTURES / "train.csv"),
+            "--test",
+            str(FIXTURES / "test.csv"),
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     metrics = json.loads(out)
@@ -52,15 +69,28 @@ def test_eval_prints_exactly_the_metrics(capsys):
 def test_eval_without_oos_rows_reports_null_recall(tmp_path, capsys):
     test = tmp_path / "in_scope.csv"
     lines = (FIXTURES / "test.csv").read_text(encoding="utf-8").splitlines()
-    test.write_text("\n".join(line for line in lines if not line.endswith(",oos")) + "\n", encoding="utf-8")
-    assert _ivr(["nlu", "eval", "--train", str(FIXTURES / "train.csv"), "--test", str(test), "--json"]) == 0
+    test.write_text(
+        "\n".join(line for line in lines if not line.endswith(",oos")) + "\n", encoding="utf-8"
+    )
+    assert (
+        _ivr(["nlu", "eval", "--train", str(FIXTURES / "train.csv"), "--test", str(test), "--json"])
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["oos_recall"] is None
     assert metrics["accuracy"] >= 12 / 13
 
 
 def test_eval_threshold_trades_false_rejects_for_oos_recall(capsys):
-    base = ["nlu", "eval", "--train", str(FIXTURES / "train.csv"), "--test", str(FIXTURES / "test.csv"), "--json"]
+    base = [
+        "nlu",
+        "eval",
+        "--train",
+        str(FIXTURES / "train.csv"),
+        "--test",
+        str(FIXTURES / "test.csv"),
+        "--json",
+    ]
     _ivr([*base, "--threshold", "0"])
     loose = json.loads(capsys.readouterr().out)
     _ivr([*base, "--threshold", "1"])
@@ -72,18 +102,47 @@ def test_eval_threshold_trades_false_rejects_for_oos_recall(capsys):
 def test_eval_bad_input_exits_2_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("utterance,label\nhello,greet\n", encoding="utf-8")
-    assert _ivr(["nlu", "eval", "--train", str(bad), "--test", str(FIXTURES / "test.csv"), "--json"]) == 2
+    assert (
+        _ivr(["nlu", "eval", "--train", str(bad), "--test", str(FIXTURES / "test.csv"), "--json"])
+        == 2
+    )
     assert "bad.csv" in capsys.readouterr().err
-    assert _ivr(["nlu", "eval", "--train", str(FIXTURES / "train.csv"), "--test", str(FIXTURES / "test.csv"),
-                 "--threshold", "1.5"]) == 2
+    assert (
+        _ivr(
+            [
+                "nlu",
+                "eval",
+                "--train",
+                str(FIXTURES / "train.csv"),
+                "--test",
+                str(FIXTURES / "test.csv"),
+                "--threshold",
+                "1.5",
+            ]
+        )
+        == 2
+    )
 
 
 def test_eval_as_a_command():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "ivr.nlu", "eval", "--train", str(FIXTURES / "train.csv"),
-         "--test", str(FIXTURES / "test.csv"), "--json"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ivr.nlu",
+            "eval",
+            "--train",
+            str(FIXTURES / "train.csv"),
+            "--test",
+            str(FIXTURES / "test.csv"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -94,10 +153,12 @@ def test_try_prints_ranked_intents_per_ask_node(monkeypatch, capsys, tmp_path):
     flow_file = tmp_path / "flow.yaml"
     flow_file.write_text("stand-in", encoding="utf-8")
     recognizers = {
-        "main_menu": build_recognizer({
-            "card_lost": ["lost card", "my card was stolen"],
-            "balance": ["check my balance", "how much money do I have"],
-        }),
+        "main_menu": build_recognizer(
+            {
+                "card_lost": ["lost card", "my card was stolen"],
+                "balance": ["check my balance", "how much money do I have"],
+            }
+        ),
         "confirm": build_recognizer({"yes": ["yes", "correct"], "no": ["no", "wrong"]}),
     }
     loaded = []
@@ -107,7 +168,9 @@ def test_try_prints_ranked_intents_per_ask_node(monkeypatch, capsys, tmp_path):
         return types.SimpleNamespace(recognizers=recognizers)
 
     monkeypatch.setitem(sys.modules, "ivr.flows", types.SimpleNamespace(load_flow=load_flow))
-    assert _ivr(["nlu", "try", str(flow_file), "I lost my card, this is the third time I call"]) == 0
+    assert (
+        _ivr(["nlu", "try", str(flow_file), "I lost my card, this is the third time I call"]) == 0
+    )
     out = capsys.readouterr().out
     assert loaded == [str(flow_file)]
     main_menu = out.split("main_menu:")[1].split("confirm:")[0].strip().splitlines()
@@ -130,8 +193,10 @@ def test_try_reports_flow_errors(monkeypatch, capsys):
     assert "broken.yaml" in err and "asc" in err
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "banking77" / "train.csv").exists(),
-                    reason="shared Banking77 data not present")
+@pytest.mark.skipif(
+    not (ROOT.parent / "shared" / "data" / "banking77" / "train.csv").exists(),
+    reason="shared Banking77 data not present",
+)
 def test_banking77_sample_trains_and_ranks(tmp_path):
     """A slice of the real data: recognizer trains fast and answers typed queries."""
     import csv
@@ -140,11 +205,19 @@ def test_banking77_sample_trains_and_ranks(tmp_path):
 
     with (ROOT.parent / "shared" / "data" / "banking77" / "train.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    keep = {"card_arrival", "lost_or_stolen_card", "transaction_charged_twice", "pin_blocked", "balance_not_updated_after_bank_transfer"}
+    keep = {
+        "card_arrival",
+        "lost_or_stolen_card",
+        "transaction_charged_twice",
+        "pin_blocked",
+        "balance_not_updated_after_bank_transfer",
+    }
     examples: dict[str, list[str]] = {}
     for r in rows:
         if r["category"] in keep:
             examples.setdefault(r["category"], []).append(r["text"])
     rec = LinearRecognizer(examples)
-    assert rec.rank("I was charged twice for the same coffee")[0].intent == "transaction_charged_twice"
+    assert (
+        rec.rank("I was charged twice for the same coffee")[0].intent == "transaction_charged_twice"
+    )
     assert rec.rank("um my card still hasn't come in the mail")[0].intent == "card_arrival"

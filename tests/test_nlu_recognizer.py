@@ -42,11 +42,13 @@ def _check_contract(ranked: list[IntentScore]) -> None:
 
 
 def test_tiny_flow_free_speech_lands_on_the_right_intent():
-    rec = build_recognizer({
-        "card_lost": ["lost card", "my card was stolen"],
-        "balance": ["check my balance", "how much money do I have"],
-        "agent": ["agent", "talk to a person"],
-    })
+    rec = build_recognizer(
+        {
+            "card_lost": ["lost card", "my card was stolen"],
+            "balance": ["check my balance", "how much money do I have"],
+            "agent": ["agent", "talk to a person"],
+        }
+    )
     for said, want in [
         ("I lost my card", "card_lost"),
         ("Um, somebody stole my card!", "card_lost"),
@@ -78,14 +80,17 @@ def test_example_flow_nodes(node):
         assert ranked[0].confidence < DEFAULT_THRESHOLD, (said, ranked)  # offered as a menu
 
 
-@pytest.mark.parametrize("said", [
-    "I WAS CHARGED TWICE FOR THE SAME COFFEE",
-    "i was charged twice for the same coffee",
-    "Uh, I was, um, charged twice... for the same coffee?!",
-    "you know I was charged 2 times for the same coffee",
-    "I was charged two times for the same coffee",
-    "I was chargd twice for the same cofee",  # ASR/typing slips
-])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I WAS CHARGED TWICE FOR THE SAME COFFEE",
+        "i was charged twice for the same coffee",
+        "Uh, I was, um, charged twice... for the same coffee?!",
+        "you know I was charged 2 times for the same coffee",
+        "I was charged two times for the same coffee",
+        "I was chargd twice for the same cofee",  # ASR/typing slips
+    ],
+)
 def test_transcript_noise_does_not_change_the_answer(said):
     rec = build_recognizer(FLOW["main_menu"]["intents"])
     ranked = rec.rank(said)
@@ -111,7 +116,11 @@ def test_empty_or_meaningless_input_is_no_match():
 
 def test_oos_examples_are_learned_but_never_returned():
     rec = build_recognizer_from_csv(FIXTURES / "train.csv")
-    for said in ["what's the score of the baseball game", "how tall is mount everest", "book me a hotel"]:
+    for said in [
+        "what's the score of the baseball game",
+        "how tall is mount everest",
+        "book me a hotel",
+    ]:
         ranked = rec.rank(said)
         _check_contract(ranked)
         assert all(s.intent != "oos" for s in ranked)
@@ -124,7 +133,14 @@ def test_temperature_is_fitted_when_there_is_enough_data():
     assert isinstance(rec, LinearRecognizer)
     assert rec.info.n_intents == 6 and rec.info.has_oos
     assert 0.3 <= rec.temperature <= 100 and rec.temperature != 4.0
-    assert set(rec.intents) == {"card_lost", "card_arrival", "double_charge", "transfer", "balance", "pin_reset"}
+    assert set(rec.intents) == {
+        "card_lost",
+        "card_arrival",
+        "double_charge",
+        "transfer",
+        "balance",
+        "pin_reset",
+    }
 
 
 def test_single_intent_flow_still_gates_off_topic_speech():
@@ -141,14 +157,17 @@ def test_two_intents_without_common_words():
     assert rec.rank("nah")[0].intent == "no"
 
 
-@pytest.mark.parametrize("examples, field", [
-    ({}, "no intent"),
-    ({"billing": []}, "billing"),
-    ({"billing": ["  ", "?!"]}, "billing"),
-    ({"billing": "pay my bill"}, "billing"),
-    ({"": ["hello"]}, "intent names"),
-    ({"oos": ["weather"]}, "no intent"),
-])
+@pytest.mark.parametrize(
+    "examples, field",
+    [
+        ({}, "no intent"),
+        ({"billing": []}, "billing"),
+        ({"billing": ["  ", "?!"]}, "billing"),
+        ({"billing": "pay my bill"}, "billing"),
+        ({"": ["hello"]}, "intent names"),
+        ({"oos": ["weather"]}, "no intent"),
+    ],
+)
 def test_bad_examples_raise_clear_errors(examples, field):
     with pytest.raises(NLUError, match=field):
         build_recognizer(examples)
@@ -171,7 +190,12 @@ def test_csv_errors_name_the_file_and_line(tmp_path):
 def test_models_are_cached_by_content(tmp_path, monkeypatch):
     examples = {"a": ["lost card", "stolen card"], "b": ["check balance", "how much money"]}
     first = build_recognizer(examples)
-    assert build_recognizer({"b": ["check balance", "how much money"], "a": ["lost card", "stolen card"]}) is first
+    assert (
+        build_recognizer(
+            {"b": ["check balance", "how much money"], "a": ["lost card", "stolen card"]}
+        )
+        is first
+    )
     files = list((tmp_path / "cache" / "nlu").glob("*.pkl"))
     assert len(files) == 1 and files[0].stem == nlu_cache.content_key(examples)
 
@@ -228,3 +252,15 @@ def test_rank_contract_holds_for_any_text(text, asr):
         ranked = rec.rank(text, asr_confidence=asr)
         _check_contract(ranked)
         assert all(s.intent in rec.intents for s in ranked)
+
+
+def test_content_free_answers_match_only_where_examples_are_content_free():
+    menu = build_recognizer(FLOW["main_menu"]["intents"])
+    for said in ["yes", "hello", "okay thanks", "I need help"]:
+        ranked = menu.rank(said)
+        assert not ranked or ranked[0].confidence < DEFAULT_THRESHOLD, (said, ranked)
+    yes_no = build_recognizer({"yes": ["yes", "yeah"], "no": ["no", "nope"]})
+    assert yes_no.default_threshold == DEFAULT_THRESHOLD
+    assert yes_no.rank("yes please")[0].intent == "yes"
+    assert yes_no.rank("no thanks")[0].intent == "no"
+    assert yes_no.rank("what is the weather") == []

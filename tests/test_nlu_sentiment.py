@@ -11,44 +11,50 @@ from ivr.nlu.sentiment import Sentiment, analyze
 FLAGS = ("frustrated", "angry", "urgent", "repeat_caller", "fraud_risk")
 
 
-@pytest.mark.parametrize("said, raised", [
-    ("This is the third time I've called about this!", {"repeat_caller", "frustrated"}),
-    ("I called yesterday and nobody helped me", {"repeat_caller", "frustrated"}),
-    ("I'm calling again about my refund", {"repeat_caller", "frustrated"}),
-    ("I've called you three times already", {"repeat_caller", "frustrated"}),
-    ("someone used my card, there are charges I didn't make", {"fraud_risk", "urgent"}),
-    ("my card was stolen", {"fraud_risk", "urgent"}),
-    ("I think I've been scammed", {"fraud_risk", "urgent"}),
-    ("I don't recognize this transaction", {"fraud_risk", "urgent"}),
-    ("this is ridiculous, I want to speak to a manager", {"angry", "frustrated"}),
-    ("I've been on hold for forty five minutes, this is unacceptable", {"angry", "frustrated"}),
-    ("WHY IS MY CARD NOT WORKING AGAIN", {"angry", "frustrated"}),
-    ("I'm so frustrated, my transfer still hasn't arrived", {"frustrated"}),
-    ("um my card keeps getting declined", {"frustrated"}),
-    ("I need to block my card right now", {"urgent"}),
-    ("it's an emergency, I'm stranded abroad with no money", {"urgent"}),
-    ("hi I'd like to check my balance please", set()),
-    ("can you say that again", set()),
-    ("tell me a joke", set()),
-    ("how quickly will my card arrive", set()),
-    ("do I have enough money for rent", set()),
-    ("I lost my card", set()),
-    ("thanks, that's great", set()),
-])
+@pytest.mark.parametrize(
+    "said, raised",
+    [
+        ("This is the third time I've called about this!", {"repeat_caller", "frustrated"}),
+        ("I called yesterday and nobody helped me", {"repeat_caller", "frustrated"}),
+        ("I'm calling again about my refund", {"repeat_caller", "frustrated"}),
+        ("I've called you three times already", {"repeat_caller", "frustrated"}),
+        ("someone used my card, there are charges I didn't make", {"fraud_risk", "urgent"}),
+        ("my card was stolen", {"fraud_risk", "urgent"}),
+        ("I think I've been scammed", {"fraud_risk", "urgent"}),
+        ("I don't recognize this transaction", {"fraud_risk", "urgent"}),
+        ("this is ridiculous, I want to speak to a manager", {"angry", "frustrated"}),
+        ("I've been on hold for forty five minutes, this is unacceptable", {"angry", "frustrated"}),
+        ("WHY IS MY CARD NOT WORKING AGAIN", {"angry", "frustrated"}),
+        ("I'm so frustrated, my transfer still hasn't arrived", {"frustrated"}),
+        ("um my card keeps getting declined", {"frustrated"}),
+        ("I need to block my card right now", {"urgent"}),
+        ("it's an emergency, I'm stranded abroad with no money", {"urgent"}),
+        ("hi I'd like to check my balance please", set()),
+        ("can you say that again", set()),
+        ("tell me a joke", set()),
+        ("how quickly will my card arrive", set()),
+        ("do I have enough money for rent", set()),
+        ("I lost my card", set()),
+        ("thanks, that's great", set()),
+    ],
+)
 def test_flags(said, raised):
     s = analyze(said)
     assert {f for f in FLAGS if getattr(s, f)} == raised, (said, s)
     assert s.escalate == bool(raised - {"frustrated"})
 
 
-@pytest.mark.parametrize("said, sign", [
-    ("thanks, that's great, really helpful", 1),
-    ("I'm not happy with the service", -1),
-    ("this is ridiculous", -1),
-    ("I was charged twice for the same coffee", -1),
-    ("I'm not worried, just curious about the fee", 1),
-    ("what's my balance", 0),
-])
+@pytest.mark.parametrize(
+    "said, sign",
+    [
+        ("thanks, that's great, really helpful", 1),
+        ("I'm not happy with the service", -1),
+        ("this is ridiculous", -1),
+        ("I was charged twice for the same coffee", -1),
+        ("I'm not worried, just curious about the fee", 1),
+        ("what's my balance", 0),
+    ],
+)
 def test_score_sign(said, sign):
     score = analyze(said).score
     assert -1.0 <= score <= 1.0

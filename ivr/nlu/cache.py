@@ -18,6 +18,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ivr.nlu import classifier, text
 from ivr.nlu.classifier import MODEL_VERSION, LinearRecognizer, canonical_examples
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,23 @@ def cache_dir() -> Path | None:
     return Path(raw) / "nlu" if raw.strip() else None
 
 
+def _code_digest() -> str:
+    """Digest of the code that trains and applies models: any edit retrains cached ones."""
+    digest = hashlib.sha256(str(MODEL_VERSION).encode())
+    for module in (classifier, text):
+        try:
+            digest.update(Path(module.__file__ or "").read_bytes())
+        except OSError:  # no source on disk (frozen app): MODEL_VERSION alone
+            pass
+    return digest.hexdigest()
+
+
+_CODE = _code_digest()
+
+
 def content_key(examples: Mapping[str, Sequence[str]]) -> str:
-    """SHA-256 of the model version and the canonical examples."""
-    payload = json.dumps([MODEL_VERSION, canonical_examples(examples)], ensure_ascii=False)
+    """SHA-256 of the model code and the canonical examples."""
+    payload = json.dumps([_CODE, canonical_examples(examples)], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -43,8 +41,8 @@ FLOW_THRESHOLD = 0.5
 LARGE_THRESHOLD = 0.3
 """Recommended no-match threshold for large intent sets (e.g. a 77-150 intent CSV)."""
 
-MODEL_VERSION = 1
-"""Bump when features or training change, so cached models are retrained."""
+MODEL_VERSION = 3
+"""Bump when the pickled model format changes (cache keys also cover the source code)."""
 
 _LARGE_MIN_PER_INTENT = 5  # fit the temperature only when every intent has this many
 _LARGE_MIN_TOTAL = 50
@@ -52,7 +50,6 @@ _GATE_MAX_EXAMPLES = 2000  # similarity gate for flow-sized example sets
 _SMALL_TEMPERATURE = 4.0  # softmax temperature when there is too little data to fit one
 _GATE_LOW, _GATE_HIGH = 0.10, 0.40  # cosine similarity: no resemblance .. clear resemblance
 _MIN_CONFIDENCE = 1e-3
-_TRAIN_THREADS = 2
 _TOP_K = 10
 
 
@@ -66,7 +63,9 @@ def asr_factor(asr_confidence: float | None) -> float:
 def canonical_examples(examples: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """Validate ``{intent: [phrases]}``; drop blank phrases; sort intents by name."""
     if not isinstance(examples, Mapping):
-        raise NLUError(f"intent examples must be a mapping of intent -> phrases, got {type(examples).__name__}")
+        raise NLUError(
+            f"intent examples must be a mapping of intent -> phrases, got {type(examples).__name__}"
+        )
     out: dict[str, list[str]] = {}
     for intent in sorted(examples):
         if not isinstance(intent, str) or not intent.strip():
@@ -97,8 +96,12 @@ class _Features:
             TfidfVectorizer(analyzer=word_features, sublinear_tf=True, dtype=np.float32),
             TfidfVectorizer(analyzer=pair_features, sublinear_tf=True, dtype=np.float32),
             TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(2, 5), min_df=min_df, lowercase=False,
-                sublinear_tf=True, dtype=np.float32,
+                analyzer="char_wb",
+                ngram_range=(2, 5),
+                min_df=min_df,
+                lowercase=False,
+                sublinear_tf=True,
+                dtype=np.float32,
             ),
         ]
         self._fast: list[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray, int]] = []
@@ -117,7 +120,9 @@ class _Features:
         for block in kept:
             vocab = {str(k): int(v) for k, v in block.vocabulary_.items()}
             block.stop_words_ = None  # not needed, and large
-            self._fast.append((block.build_analyzer(), vocab, block.idf_.astype(np.float32), offset))
+            self._fast.append(
+                (block.build_analyzer(), vocab, block.idf_.astype(np.float32), offset)
+            )
             offset += len(vocab)
         self.width = offset
         return sp.hstack(mats, format="csr")
@@ -138,7 +143,7 @@ class _Features:
             if not counts:
                 continue
             idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            val = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts))))
+            val = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
             val = val * idf[idx]
             val /= np.sqrt(np.dot(val, val))
             all_idx.append(idx + offset)
@@ -193,21 +198,16 @@ def _fit_ovr(
         if target.all() or not target.any():  # no example for / against this class here
             intercept[k] = 1.0 if target.all() else -1.0
             return
-        svm = LinearSVC(C=c, random_state=seed, max_iter=5000)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            svm.fit(x64, target)
+        svm = LinearSVC(C=c, random_state=seed, max_iter=5000).fit(x64, target)
         coef[k] = svm.coef_[0]
         intercept[k] = svm.intercept_[0]
 
-    # liblinear releases the GIL while it trains: two threads use both cores.
-    workers = max(1, min(_TRAIN_THREADS, os.cpu_count() or 1, n_classes))
-    if workers == 1:
+    # Sequential on purpose: liblinear's shuffling RNG is process-global, so
+    # fitting classes in threads would make training non-reproducible.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         for k in range(n_classes):
             fit_one(k)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(fit_one, range(n_classes)))
     return coef, intercept
 
 
@@ -225,7 +225,9 @@ class TrainingInfo:
 class LinearRecognizer:
     """Ranks intents with a calibrated linear SVM over sparse n-gram features."""
 
-    def __init__(self, examples: Mapping[str, Sequence[str]], *, c: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self, examples: Mapping[str, Sequence[str]], *, c: float = 0.5, seed: int = 0
+    ) -> None:
         data = canonical_examples(examples)
         texts = [prepare(p) for phrases in data.values() for p in phrases]
         labels_s = [intent for intent, phrases in data.items() for _ in phrases]
@@ -238,7 +240,11 @@ class LinearRecognizer:
         counts = np.bincount(y, minlength=len(self.classes))
 
         temperature = _SMALL_TEMPERATURE
-        if len(self.classes) >= 2 and counts.min() >= _LARGE_MIN_PER_INTENT and len(y) >= _LARGE_MIN_TOTAL:
+        if (
+            len(self.classes) >= 2
+            and counts.min() >= _LARGE_MIN_PER_INTENT
+            and len(y) >= _LARGE_MIN_TOTAL
+        ):
             held = _holdout(y, 0.2, np.random.default_rng(seed))
             coef, intercept = _fit_ovr(x[~held], y[~held], len(self.classes), c, seed)
             temperature = _fit_temperature(np.asarray(x[held] @ coef.T) + intercept, y[held])
@@ -255,19 +261,30 @@ class LinearRecognizer:
             self._intercept = np.zeros(1, dtype=np.float32)
 
         self.gated = len(y) <= _GATE_MAX_EXAMPLES
+        self._gate_vectorizer: TfidfVectorizer | None = None
         if self.gated:
-            self._gate_vectorizer = TfidfVectorizer(analyzer=gate_features, sublinear_tf=True, dtype=np.float32)
-            in_scope = [t for t, k in zip(texts, y) if k != self._oos]
+            in_scope = [t for t, k in zip(texts, y, strict=True) if k != self._oos]
+            # May a content-free answer ("yes", "hello") match at all? Only if some example is one.
+            self._content_free_ok = any(not gate_features(t) for t in in_scope)
+            vectorizer = TfidfVectorizer(
+                analyzer=gate_features, sublinear_tf=True, dtype=np.float32
+            )
             try:
-                self._gate_examples_t = self._gate_vectorizer.fit_transform(in_scope).T.tocsr()
-            except ValueError:  # examples are all function words ("yes", "no"): no gate
-                self.gated = False
+                self._gate_examples_t = vectorizer.fit_transform(in_scope).T.tocsr()
+            except ValueError:  # every example is content-free ("yes", "no")
+                pass
+            else:
+                self._gate_vectorizer = vectorizer
+                self._gate_vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+                self._gate_idf = vectorizer.idf_.astype(np.float32)
         # Flow-sized models are gated and sharp: "more likely right than wrong" (0.5)
         # is the right cut. Large intent sets spread probability over look-alike
         # intents, so the same calibration needs a lower cut (chosen on CLINC150's
         # validation split: in-scope accuracy vs out-of-scope recall).
         self.default_threshold = FLOW_THRESHOLD if self.gated else LARGE_THRESHOLD
-        self.info = TrainingInfo(len(y), len(self.classes) - (self._oos >= 0), temperature, self.gated, self._oos >= 0)
+        self.info = TrainingInfo(
+            len(y), len(self.classes) - (self._oos >= 0), temperature, self.gated, self._oos >= 0
+        )
         log.debug("trained intent model: %s", self.info)
 
     @property
@@ -292,12 +309,22 @@ class LinearRecognizer:
     def _gate(self, prepared: str) -> float:
         """How much the utterance resembles the closest example of any intent (0..1)."""
         grams = gate_features(prepared)
-        if not grams:  # only function words ("yes please"): leave it to the classifier
-            return 1.0
-        x = self._gate_vectorizer.transform([prepared])
-        if x.nnz == 0:  # content words, none of them known: off topic
+        if not grams:  # only function words: "yes please", "hello"
+            return 1.0 if self._content_free_ok else 0.0
+        if self._gate_vectorizer is None:
             return 0.0
-        best = float((x @ self._gate_examples_t).max())
+        counts: dict[int, int] = {}  # the vectorizer's transform, without its per-call overhead
+        for gram in grams:
+            j = self._gate_vocab.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:  # content words, none of them known: off topic
+            return 0.0
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        val = (1.0 + np.log(tf)) * self._gate_idf[idx]
+        val /= np.sqrt(np.dot(val, val))
+        best = float(np.max(self._gate_examples_t[idx].T @ val))
         return float(np.clip((best - _GATE_LOW) / (_GATE_HIGH - _GATE_LOW), 0.0, 1.0))
 
     def rank(self, text: str, *, asr_confidence: float | None = None) -> list[IntentScore]:

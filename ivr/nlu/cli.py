@@ -34,9 +34,12 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     ev.add_argument("--test", required=True, metavar="TEST.csv")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.add_argument(
-        "--threshold", type=float, default=None,
+        "--threshold",
+        type=float,
+        default=None,
         help="confidence below which the answer is 'no match' (default: the model's recommended "
-        f"threshold, {FLOW_THRESHOLD} for flow-sized example sets, {LARGE_THRESHOLD} for large ones)",
+        f"threshold, {FLOW_THRESHOLD} for flow-sized example sets, "
+        f"{LARGE_THRESHOLD} for large ones)",
     )
     ev.set_defaults(func=run_eval)
 
@@ -55,7 +58,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from ivr.nlu.evaluate import evaluate
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        print(f"ivr nlu eval: --threshold must be within [0, 1], got {args.threshold}", file=sys.stderr)
+        print(
+            f"ivr nlu eval: --threshold must be within [0, 1], got {args.threshold}",
+            file=sys.stderr,
+        )
         return 2
     try:
         train = read_labelled_csv(args.train)
@@ -85,8 +91,11 @@ def run_try(args: argparse.Namespace) -> int:
     recognizers = dict(getattr(flow, "recognizers", {}) or {})
     if args.node is not None:
         if args.node not in recognizers:
-            print(f"ivr nlu try: {args.flow}: no ask node {args.node!r} (have: {', '.join(recognizers) or 'none'})",
-                  file=sys.stderr)
+            print(
+                f"ivr nlu try: {args.flow}: no ask node {args.node!r} "
+                f"(have: {', '.join(recognizers) or 'none'})",
+                file=sys.stderr,
+            )
             return 2
         recognizers = {args.node: recognizers[args.node]}
     if not recognizers:

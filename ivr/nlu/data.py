@@ -27,11 +27,17 @@ def read_labelled_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
         reader = csv.DictReader(handle)
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "text" not in fields or "category" not in fields:
-            raise NLUError(f"{p}: expected a header with columns 'text' and 'category', got {reader.fieldnames}")
+            raise NLUError(
+                f"{p}: expected a header with columns 'text' and 'category', "
+                f"got {reader.fieldnames}"
+            )
         reader.fieldnames = fields
         try:
             for row in reader:
-                text, category = (row.get("text") or "").strip(), (row.get("category") or "").strip()
+                text, category = (
+                    (row.get("text") or "").strip(),
+                    (row.get("category") or "").strip(),
+                )
                 if not text and not category:
                     continue
                 if not text or not category:

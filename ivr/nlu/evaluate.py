@@ -63,9 +63,15 @@ def evaluate(
     in_scope = truth != OOS_LABEL
     labels = sorted(set(truth.tolist()))
     return {
-        "accuracy": round(float(np.mean(pred[in_scope] == truth[in_scope])), 4) if in_scope.any() else None,
-        "macro_f1": round(float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)), 4),
-        "oos_recall": round(float(np.mean(pred[~in_scope] == NO_MATCH)), 4) if (~in_scope).any() else None,
+        "accuracy": round(float(np.mean(pred[in_scope] == truth[in_scope])), 4)
+        if in_scope.any()
+        else None,
+        "macro_f1": round(
+            float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)), 4
+        ),
+        "oos_recall": round(float(np.mean(pred[~in_scope] == NO_MATCH)), 4)
+        if (~in_scope).any()
+        else None,
         "in_scope_false_reject": (
             round(float(np.mean(pred[in_scope] == NO_MATCH)), 4) if in_scope.any() else None
         ),

@@ -12,12 +12,19 @@ import re
 import unicodedata
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
-_NOT = re.compile(r"\b(can|won|don|doesn|didn|isn|aren|wasn|weren|haven|hasn|hadn|shouldn|"
-                  r"wouldn|couldn|ain)'?t\b")
+_NOT = re.compile(
+    r"\b(can|won|don|doesn|didn|isn|aren|wasn|weren|haven|hasn|hadn|shouldn|"
+    r"wouldn|couldn|ain)'?t\b"
+)
 _BARE = re.compile(r"\b(im|ive|youre|theyre|thats|whats|theres)\b")
 _BARE_EXPANDED = {
-    "im": "i am", "ive": "i have", "youre": "you are", "theyre": "they are",
-    "thats": "that s", "whats": "what s", "theres": "there s",
+    "im": "i am",
+    "ive": "i have",
+    "youre": "you are",
+    "theyre": "they are",
+    "thats": "that s",
+    "whats": "what s",
+    "theres": "there s",
 }
 _NOT_STEM = {"can": "can", "won": "will", "ain": "is"}
 _CONTRACTION = re.compile(r"'(s|m|re|ve|ll|d)\b")
@@ -35,8 +42,16 @@ NUMBER_WORDS = frozenset(
 NUM = "NUM"
 # Spoken variants that mean the same thing in any flow.
 _SAME = {
-    "yep": "yes", "yup": "yes", "yeah": "yes", "yea": "yes", "ya": "yes", "uhhuh": "yes",
-    "nope": "no", "nah": "no", "okay": "ok", "k": "ok",
+    "yep": "yes",
+    "yup": "yes",
+    "yeah": "yes",
+    "yea": "yes",
+    "ya": "yes",
+    "uhhuh": "yes",
+    "nope": "no",
+    "nah": "no",
+    "okay": "ok",
+    "k": "ok",
 }
 # Words too common to say anything on their own; still used in n-grams.
 STOP = frozenset(
@@ -93,7 +108,7 @@ def stems(prepared: str) -> list[str]:
 def word_features(prepared: str) -> list[str]:
     """Stemmed unigrams and bigrams."""
     words = stems(prepared)
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
 
 def pair_features(prepared: str) -> list[str]:
@@ -110,15 +125,15 @@ def content_words(prepared: str) -> list[str]:
 
 
 def gate_features(prepared: str) -> list[str]:
-    """What "resembles an example" is judged on: content words and their 4-5-grams.
+    """What "resembles an example" is judged on: content words and their first 4 letters.
 
     Function words are left out so that "I want to order a pizza" does not
-    resemble "I want to send money".
+    resemble "I want to send money". The word-initial grams absorb ASR and typing
+    slips ("chargd", "cofee") without letting "called" resemble "all".
     """
     words = [w for w in stems(prepared) if w not in STOP and w not in GATE_STOP]
     grams = list(words)
     for w in words:
-        padded = f" {w} "
-        for n in (4, 5):
-            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+        if len(w) > 4:
+            grams.append(f" {w[:4]}")
     return grams

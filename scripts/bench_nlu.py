@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Benchmark intent recognition on Banking77 and CLINC150 through ``ivr nlu eval``.
+
+Validation splits are made from the shared training data only:
+- Banking77: a stratified 10% of ``banking77/train.csv`` (seed 0) is held out.
+- CLINC150: train = ``train`` + ``oos_train``; validation = ``val`` + ``oos_val``
+  (the ``test`` / ``oos_test`` keys are held out from developers).
+
+Each eval runs in a fresh process (so ``peak_rss_mb`` is per data set) with the
+same code path as the IVR. Pass ``--banking77-test`` / ``--clinc-test`` (text,category
+CSV) to score the held-out test splits instead of the validation splits.
+
+    python scripts/bench_nlu.py [--data ../shared/data] [--threshold auto 0 0.5] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "category"])
+        writer.writerows(rows)
+    return path
+
+
+def stratified_split(rows: list[tuple[str, str]], share: float, seed: int) -> tuple[list, list]:
+    by_class: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_class[row[1]].append(row)
+    rng = random.Random(seed)
+    train, val = [], []
+    for category in sorted(by_class):
+        items = by_class[category][:]
+        rng.shuffle(items)
+        n_val = max(1, round(len(items) * share))
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val
+
+
+def banking77_csvs(data: Path, out: Path, share: float, seed: int) -> tuple[Path, Path]:
+    with (data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [(r["text"], r["category"]) for r in csv.DictReader(fh)]
+    train, val = stratified_split(rows, share, seed)
+    return write_csv(out / "banking77_train.csv", train), write_csv(out / "banking77_val.csv", val)
+
+
+def clinc150_csvs(data: Path, out: Path) -> tuple[Path, Path]:
+    """Convert CLINC150's JSON (items ``[text, intent]``) to text,category CSV."""
+    with (data / "clinc150" / "data_full_trainval.json").open(encoding="utf-8") as fh:
+        raw = json.load(fh)
+    train = [(t, c) for t, c in raw["train"] + raw["oos_train"]]
+    val = [(t, c) for t, c in raw["val"] + raw["oos_val"]]
+    return write_csv(out / "clinc150_train.csv", train), write_csv(out / "clinc150_val.csv", val)
+
+
+def run_eval(train: Path, test: Path, threshold: str) -> dict:
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "ivr.nlu",
+        "eval",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--json",
+    ] + ([] if threshold == "auto" else ["--threshold", threshold])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"eval failed ({done.returncode}): {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the CSV splits")
+    parser.add_argument(
+        "--threshold",
+        nargs="+",
+        default=["auto", "0"],
+        help="thresholds to run ('auto' = the model's recommended one; "
+        "0 = never reject, i.e. plain "
+        "top-1 accuracy as in the published Banking77 numbers)",
+    )
+    parser.add_argument("--val-share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--banking77-test", type=Path, default=None)
+    parser.add_argument("--clinc-test", type=Path, default=None)
+    args = parser.parse_args()
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench_nlu_"))
+    out.mkdir(parents=True, exist_ok=True)
+    b_train, b_val = banking77_csvs(args.data, out, args.val_share, args.seed)
+    c_train, c_val = clinc150_csvs(args.data, out)
+    suites = [
+        ("banking77", b_train, args.banking77_test or b_val),
+        ("clinc150", c_train, args.clinc_test or c_val),
+    ]
+    results = []
+    for threshold in args.threshold:
+        for name, train, test in suites:
+            metrics = run_eval(train, test, threshold)
+            results.append({"data": name, "test": test.name, "threshold": threshold, **metrics})
+            print(json.dumps(results[-1]), flush=True)
+    keys = [
+        "accuracy",
+        "macro_f1",
+        "oos_recall",
+        "in_scope_false_reject",
+        "p50_ms",
+        "p99_ms",
+        "train_s",
+        "peak_rss_mb",
+    ]
+    print(f"\n{'data':<10} {'thr':>5} " + " ".join(f"{k:>12}" for k in keys))
+    for r in results:
+        cells = " ".join(f"{'-' if r[k] is None else r[k]:>12}" for k in keys)
+        print(f"{r['data']:<10} {r['threshold']:>5} {cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
