@@ -10,7 +10,7 @@ import logging
 import secrets
 import sys
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from ivr.errors import FlowError, IVRError
 
@@ -41,18 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_call(sub)
     _add_flows(sub)
-    for module in ("ivr.nlu.cli", "routing.cli", "simulation.cli"):
-        _add_from(module, sub)
-    _add_route_explain(sub)
+    _add_from("ivr.nlu.cli", sub)
+    route_commands = _add_from("routing.cli", sub)
+    if route_commands is not None:
+        _add_route_explain(route_commands)
+    _add_from("simulation.cli", sub)
     return parser
 
 
-def _add_route_explain(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``ivr route explain CALL_ID``: the routing decisions of a call, from the store."""
-    route = sub.choices.get("route")
-    if route is None:
-        return
-    route_sub = next(a for a in route._actions if isinstance(a, argparse._SubParsersAction))
     p = route_sub.add_parser("explain", help="why a call went to its agent (from the store)")
     p.add_argument("call_id")
     p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
@@ -82,23 +80,17 @@ def _route_explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(found, indent=2))
     else:
-        print("\n".join(format_decision(Decision.from_dict(d)) for d in found))
+        print("\n".join(format_decision(Decision.from_dict(d), utc_time) for d in found))
     return 0
 
 
-def _add_from(module: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_from(module: str, sub: argparse._SubParsersAction) -> Any:  # type: ignore[type-arg]
+    """Let a package register its own commands; returns what its add_commands returns."""
     import importlib
 
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    add: Callable[[argparse._SubParsersAction], None] | None = getattr(  # type: ignore[type-arg]
-        mod, "add_commands", None)
-    if add is not None:
-        add(sub)
+    add: Callable[[argparse._SubParsersAction], Any] = importlib.import_module(  # type: ignore[type-arg]
+        module).add_commands
+    return add(sub)
 
 
 # ------------------------------------------------------------------ serve
@@ -208,7 +200,7 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
         from routing.cli import format_decision
 
         out.write("\nRouting decisions:\n" + "\n".join(
-            format_decision(Decision.from_dict(d)) for d in decisions) + "\n")
+            format_decision(Decision.from_dict(d), utc_time) for d in decisions) + "\n")
     return 0
 
 
@@ -228,6 +220,11 @@ def describe_outcome(ended_by: str, session: dict | None) -> str:  # type: ignor
     if ended_by == "dial":
         lines.append("The call was transferred out.")
     return "\n".join(lines)
+
+
+def utc_time(t: float) -> str:
+    """A decision's wall-clock time, for people."""
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _parse_time(text: str) -> dt.datetime:

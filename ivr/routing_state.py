@@ -8,8 +8,9 @@ operation, and writes the snapshot back with its decisions. SQLite's write lock
 makes every routing operation atomic across processes, so an agent is never
 reserved beyond capacity and no waiting call is lost, even across restarts.
 
-The cost is one snapshot write per operation (about 8 ms for 200 agents): right for
-one machine's contact center; the Redis tier is the way past that.
+The cost is one snapshot write per operation (a few ms for 200 agents, about 0.2 s at
+10,000): right for one machine's contact center; the Redis tier is the way past that.
+Decisions are stored one by one in ``routing_decisions``, not in the snapshot.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class SQLiteRoutingState:
                 "INSERT INTO router_state (id, version, snapshot) VALUES (1, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
                 "snapshot = excluded.snapshot",
-                (stamp, json.dumps(router.to_dict())))
+                (stamp, json.dumps(router.to_dict(history=False))))
             conn.executemany("INSERT INTO routing_decisions (call_id, data) VALUES (?, ?)",
                              [(d.call_id, json.dumps(d.as_dict(), default=str))
                               for d in self._pending])

@@ -263,3 +263,30 @@ def test_sentiment_is_kept_over_the_call_and_raises_priority():
     _, s = run(BANK, calm_then_angry)
     assert s.data["sentiment"]["angry"] is True  # heard at the menu, kept to the route
     assert s.route["context"]["sentiment"]["angry"] is True
+
+
+def test_unsure_answer_offers_the_two_likeliest_intents():
+    turns, s = run(BANK, [speech("something about money"), keys("2")], caller=KNOWN_CALLER)
+    (gather,) = turns[1]
+    assert gather.prompts[0].text == ("Sorry, is this about a bill or a charge, or your "
+                                      "balance? Press 1 for a bill or a charge, or 2 for your "
+                                      "balance.")
+    assert s.data["intent"] == "balance" and "_offered" not in s.data
+    assert "Your available balance is 310.55 dollars." in said(turns[2])
+    turns, s = run(BANK, [speech("something about money"), speech("my bill please")],
+                   caller=KNOWN_CALLER)
+    assert s.route["queue"] == "billing"
+    _, s = run(BANK, [speech("something about money"), speech("purple elephants")],
+               caller=KNOWN_CALLER)
+    assert s.node == "main_menu" and s.attempts == 1  # neither: an ordinary retry
+
+
+def test_unsure_answer_can_go_straight_to_a_human(write_flow):
+    flow = load_flow(write_flow(QUICK.path.read_text().replace(
+        "    no_match: to_support", "    no_match: to_support\n    when_unsure: agent")))
+    # A garbled line: Twilio's own speech confidence is low, so ours is too.
+    _, s = run(flow, [speech("sales support", confidence=0.1)])
+    assert 0.15 <= s.data["nlu"]["ranked"][0]["confidence"] < 0.5
+    assert s.route["queue"] == "general"
+    _, s = run(QUICK, [speech("sales support", confidence=0.1)])  # default: ask again
+    assert s.node == "menu" and s.attempts == 1

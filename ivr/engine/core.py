@@ -50,6 +50,7 @@ from ivr.flows.models import (
     TransferNode,
     VoicemailNode,
 )
+from ivr.nlu import DEFAULT_THRESHOLD, IntentScore
 from ivr.nlu.keyword import normalize
 from ivr.nlu.sentiment import analyze as analyze_sentiment
 
@@ -60,6 +61,15 @@ MAX_SPEECH = 500
 GENERAL_QUEUE = "general"
 #: Session key counting failed tries in a row across nodes (internal: not agent context).
 FAILED_IN_A_ROW = "_failed_in_a_row"
+#: Session key holding the two intents offered when the recognizer was unsure.
+OFFERED = "_offered"
+#: Below this even the best guess is no guess: the caller is asked again.
+UNSURE_FLOOR = 0.15
+CHOICES_PROMPT = {
+    "en": "Sorry, is this about {first}, or {second}? Press 1 for {first}, or 2 for {second}.",
+    "es": "Disculpe, ¿se trata de {first}, o de {second}? Oprima 1 para {first}, o 2 para "
+          "{second}.",
+}
 APOLOGY = {
     "en": "We're sorry, something went wrong on our side. Let me connect you to someone "
           "who can help.",
@@ -373,21 +383,40 @@ def _reissue(t: _Turn, node_id: str, node: Node) -> None:
 
 
 def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
+    offered: list[str] = t.data.pop(OFFERED, None) or []
     if event.empty:
         _retry(t, node_id, node, "no_input")
         return
     chosen: str | None = None
     how = ""
     if event.digits:
-        chosen = next((name for name, i in node.intents.items() if event.digits in i.keys), None)
-        how = f"key {event.digits}"
+        if offered and event.digits in ("1", "2"):
+            chosen, how = offered[int(event.digits) - 1], f"choice {event.digits}"
+        else:
+            chosen = next((n for n, i in node.intents.items() if event.digits in i.keys), None)
+            how = f"key {event.digits}"
     recognizer = t.flow.recognizers.get(node_id)
+    ranked: list[IntentScore] = []
     if chosen is None and event.speech and recognizer is not None:
         ranked = recognizer.rank(event.speech, asr_confidence=event.confidence)
         top = [{"intent": s.intent, "confidence": round(s.confidence, 3)} for s in ranked[:3]]
         set_path(t.data, "nlu", {"text": event.speech, "ranked": top})
-        if ranked and ranked[0].confidence >= node.threshold:
+        threshold = node.threshold if node.threshold is not None else getattr(
+            recognizer, "default_threshold", DEFAULT_THRESHOLD)
+        if offered:  # the caller is choosing between the two we offered
+            ranked = [s for s in ranked if s.intent in offered]
+            threshold = UNSURE_FLOOR
+        if ranked and ranked[0].confidence >= threshold:
             chosen, how = ranked[0].intent, f"speech {ranked[0].confidence:.2f}"
+    if chosen is None and not offered and ranked and ranked[0].confidence >= UNSURE_FLOOR:
+        if node.when_unsure == "agent":
+            t.note(node_id, f"unsure ({ranked[0].intent} {ranked[0].confidence:.2f}) -> "
+                            f"{t.flow.escape_target}", said=event.speech)
+            _run(t, t.flow.escape_target)
+            return
+        if node.when_unsure == "offer_choices" and len(ranked) >= 2:
+            _offer_choices(t, node_id, node, [ranked[0].intent, ranked[1].intent])
+            return
     if chosen is None:
         _retry(t, node_id, node, "no_match", said=event.speech, keys=event.digits)
         return
@@ -398,6 +427,21 @@ def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
         set_path(t.data, path, value)
     t.note(node_id, f"intent {chosen} ({how}) -> {intent.next}")
     _run(t, intent.next)
+
+
+def _offer_choices(t: _Turn, node_id: str, node: AskNode, choices: list[str]) -> None:
+    """Unsure between intents: offer the two likeliest as a short menu."""
+    t.data[OFFERED] = choices
+    labels = [t.text(node.intents[c].label) if node.intents[c].label is not None
+              else c.replace("_", " ") for c in choices]
+    template = t.text(node.choices_prompt) if node.choices_prompt is not None else \
+        CHOICES_PROMPT.get(t.language, CHOICES_PROMPT["en"])
+    text = template.replace("{first}", labels[0]).replace("{second}", labels[1])
+    voice = t.flow.spec.languages[t.language]
+    t.note(node_id, f"unsure: offering {choices[0]} or {choices[1]}")
+    t.actions.append(Gather((Say(text, voice.voice, voice.locale),), ("speech", "dtmf"),
+                            node.timeout_seconds, voice.locale, num_digits=1,
+                            hints=tuple(labels)))
 
 
 def _retry(t: _Turn, node_id: str, node: AskNode | CollectNode, why: str, **said: Any) -> None:

@@ -209,7 +209,12 @@ class Intent(_Model):
 class AskNode(_Node):
     """Ask the caller why they are calling, by speech and/or keys, and map the answer
     to an intent. After ``max_attempts`` failed tries the call goes to ``no_match``
-    (or ``no_input`` when the caller said nothing)."""
+    (or ``no_input`` when the caller said nothing).
+
+    When the recognizer is unsure (its best guess is under ``threshold``),
+    ``when_unsure`` decides: ask again (``reprompt``), offer the two likeliest intents
+    as a short menu (``offer_choices``: "Is this about your card, or a transfer?",
+    using each intent's ``label``), or go to a human (``agent``)."""
 
     type: Literal["ask"]
     prompt: Text
@@ -219,7 +224,9 @@ class AskNode(_Node):
     input: list[Literal["speech", "dtmf"]] = Field(default=["speech", "dtmf"], min_length=1)
     intents: dict[str, Intent] = Field(min_length=1)
     examples_csv: str | None = None
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)  # None: the model's own
+    when_unsure: Literal["reprompt", "offer_choices", "agent"] = "reprompt"
+    choices_prompt: Text | None = None
     max_attempts: int = Field(default=3, ge=1, le=10)
     timeout_seconds: int = Field(default=5, ge=1, le=60)
     speech_hints: list[str] = []
