@@ -186,8 +186,11 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
             out.write(f"you> {line.strip()}\n")
         return line.strip()
 
-    caller = TwimlCaller(FlaskTransport(app, token), answer,
-                         show=lambda line: out.write(line + "\n"), after_queue=args.after_agent,
+    def show(line: str) -> None:
+        out.write(line + "\n")
+
+    caller = TwimlCaller(FlaskTransport(app, token), answer, show=show,
+                         after_queue=args.after_agent,
                          redirects=telephony.redirects)
     called = args.called or (flow.spec.numbers[0] if flow.spec.numbers else "+15005550000")
     result = caller.call("CA" + secrets.token_hex(16), args.caller, called)

@@ -362,13 +362,14 @@ def _on_input(t: _Turn, node_id: str, node: Node, event: CallerInput) -> None:
 def _hear_sentiment(t: _Turn, speech: str) -> None:
     """Keep ``sentiment`` in session data over the whole call: a flag once raised stays
     raised, the score is the lowest heard, so a flow can raise priority or escalate."""
-    heard = analyze_sentiment(speech).as_dict()
+    now = analyze_sentiment(speech)
+    heard: dict[str, Any] = now.as_dict()
     before = t.data.get("sentiment")
     if isinstance(before, dict):
         for flag in ("frustrated", "angry", "urgent", "repeat_caller", "fraud_risk", "escalate"):
             heard[flag] = bool(heard.get(flag)) or bool(before.get(flag))
-        heard["score"] = min(float(heard["score"]), float(before.get("score", 0.0)))
-        heard["cues"] = list(dict.fromkeys([*before.get("cues", []), *heard["cues"]]))[:20]
+        heard["score"] = min(now.score, float(before.get("score", 0.0)))
+        heard["cues"] = list(dict.fromkeys([*before.get("cues", []), *now.cues]))[:20]
     t.data["sentiment"] = heard
 
 
@@ -432,8 +433,10 @@ def _on_ask(t: _Turn, node_id: str, node: AskNode, event: CallerInput) -> None:
 def _offer_choices(t: _Turn, node_id: str, node: AskNode, choices: list[str]) -> None:
     """Unsure between intents: offer the two likeliest as a short menu."""
     t.data[OFFERED] = choices
-    labels = [t.text(node.intents[c].label) if node.intents[c].label is not None
-              else c.replace("_", " ") for c in choices]
+    labels = []
+    for choice in choices:
+        label = node.intents[choice].label
+        labels.append(t.text(label) if label is not None else choice.replace("_", " "))
     template = t.text(node.choices_prompt) if node.choices_prompt is not None else \
         CHOICES_PROMPT.get(t.language, CHOICES_PROMPT["en"])
     text = template.replace("{first}", labels[0]).replace("{second}", labels[1])

@@ -155,9 +155,9 @@ def to_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> 
         offset = (width - len(layer) * (box_w + gap_x) + gap_x) / 2
         for col, node_id in enumerate(layer):
             pos[node_id] = (offset + col * (box_w + gap_x), gap_y / 2 + row * (box_h + gap_y))
-    svg = ET.Element("svg", xmlns="http://www.w3.org/2000/svg", width=str(width),
-                     height=str(height), viewBox=f"0 0 {width} {height}",
-                     **{"font-family": "Helvetica, Arial, sans-serif", "font-size": "11"})
+    svg = ET.Element("svg", {"xmlns": "http://www.w3.org/2000/svg", "width": str(width),
+                             "height": str(height), "viewBox": f"0 0 {width} {height}",
+                             "font-family": "Helvetica, Arial, sans-serif", "font-size": "11"})
     ET.SubElement(svg, "title").text = title
     defs = ET.SubElement(svg, "defs")
     marker = ET.SubElement(defs, "marker", id="arrow", viewBox="0 0 10 10", refX="10", refY="5",
@@ -170,8 +170,9 @@ def to_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> 
         sx, sy, ex, ey = x1 + box_w / 2, y1 + box_h, x2 + box_w / 2, y2
         if ey <= sy:  # an edge back up: route it beside the boxes
             sx, sy, ex, ey = x1 + box_w, y1 + box_h / 2, x2 + box_w, y2 + box_h / 2
-        ET.SubElement(svg, "line", x1=f"{sx:.0f}", y1=f"{sy:.0f}", x2=f"{ex:.0f}", y2=f"{ey:.0f}",
-                      stroke="#555", **{"marker-end": "url(#arrow)"})
+        ET.SubElement(svg, "line", {"x1": f"{sx:.0f}", "y1": f"{sy:.0f}", "x2": f"{ex:.0f}",
+                                    "y2": f"{ey:.0f}", "stroke": "#555",
+                                    "marker-end": "url(#arrow)"})
         if data["label"]:
             t = ET.SubElement(svg, "text", x=f"{(sx + ex) / 2 + 3:.0f}",
                               y=f"{(sy + ey) / 2:.0f}", fill="#1a5276")
@@ -184,8 +185,9 @@ def to_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> 
                       height=str(box_h), rx="8", fill=colors.get(node.type, "#eaf2f8"),
                       stroke="#333")
         for k, line in enumerate(_node_label(node_id, node).split("\\n")[:3]):
-            t = ET.SubElement(svg, "text", x=f"{x + box_w / 2:.0f}", y=f"{y + 15 + k * 13:.0f}",
-                              **{"text-anchor": "middle"})
+            t = ET.SubElement(svg, "text", {"x": f"{x + box_w / 2:.0f}",
+                                            "y": f"{y + 15 + k * 13:.0f}",
+                                            "text-anchor": "middle"})
             t.text = line if len(line) <= 28 else line[:27] + "…"
     if escape_target in nodes:
         note = ET.SubElement(svg, "text", x="6", y=str(height - 6), fill="#777")

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -240,8 +240,7 @@ def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
                 nodes[prefix + inner_id] = GotoNode(type="goto", next=node.next,
                                                     description=f"return from {node.flow}")
                 continue
-            nodes[prefix + inner_id] = map_targets(
-                inner, lambda t, p=prefix, f=sub: _outer_target(t, p, f))
+            nodes[prefix + inner_id] = map_targets(inner, _renamer(prefix, sub))
     return nodes
 
 
@@ -275,6 +274,10 @@ def _merge_one(into: dict[str, Any], kind: str, name: str, value: Any, sub: Flow
     elif into[name] != value:
         problems.append(f"{kind}.{name}: defined differently in sub-flow '{sub.id}' "
                         f"({sub.path}); give one of them another name")
+
+
+def _renamer(prefix: str, sub: Flow) -> Callable[[str], str]:
+    return lambda target: _outer_target(target, prefix, sub)
 
 
 def _outer_target(target: str, prefix: str, sub: Flow) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import (
+    Action,
     CallEnded,
     CallerInput,
     Enqueue,
@@ -196,16 +197,16 @@ def _advance(call_id: str, session: Session | None, turn: int, event: Event
                        data={"caller": _param("From") or "anonymous"})
         actions, new = fail_safe(flow, seed, event, now, "unknown call")
         return render(actions, Links(turn=new.turn + 1)), new
-    flow = registry.get(session.flow_id, session.flow_version)
+    current = registry.get(session.flow_id, session.flow_version)
     try:
-        if flow is None:
+        if current is None:
             raise LookupError(f"flow '{session.flow_id}' is no longer loaded")
-        actions, new = step(flow, session, event, now)
+        actions, new = step(current, session, event, now)
         return render(actions, Links(turn=new.turn + 1)), new
     except Exception as exc:
         log.exception("step failed; safe path", extra={"call_id": call_id})
-        if flow is not None:
-            actions, new = fail_safe(flow, session, event, now, f"exception: {exc!r}"[:200])
+        if current is not None:
+            actions, new = fail_safe(current, session, event, now, f"exception: {exc!r}"[:200])
             return render(actions, Links(turn=new.turn + 1)), new
         return _orphan_safe(session, now)
 
@@ -215,7 +216,7 @@ def _orphan_safe(session: Session, now: dt.datetime) -> tuple[str, Session]:
     request_ = RouteRequest(queue=GENERAL_QUEUE, skills={}, language="en", priority=0,
                             context={k: v for k, v in session.data.items()
                                      if not k.startswith("_")}, reason="error: flow missing")
-    actions = [Say(APOLOGY["en"], "Polly.Joanna", "en-US"), Enqueue(request_)]
+    actions: list[Action] = [Say(APOLOGY["en"], "Polly.Joanna", "en-US"), Enqueue(request_)]
     new = session.model_copy(update=dict(status="queued", route=request_.as_dict(),
                                          outcome="error", turn=session.turn + 1, updated_at=now))
     return render(actions, Links(turn=new.turn + 1)), new
