@@ -59,12 +59,11 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from routing import Decision
-    from routing.cli import format_decision
-
     from ivr.routing_state import SQLiteRoutingState
     from ivr.store import SQLiteStore
     from ivr.web.settings import Settings
+    from routing import Decision
+    from routing.cli import format_decision
 
     settings = Settings.from_env(data_dir=args.data_dir)
     path = settings.data_dir / "ivr.sqlite3"

@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from routing import Agent, RoutingPolicy
 
 from ivr.errors import FlowError
 from ivr.flows.models import E164, SIP_OR_CLIENT
+from routing import Agent, RoutingPolicy
 
 ROSTER_FILE = "agents.yaml"
 
