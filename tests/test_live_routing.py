@@ -140,6 +140,16 @@ def test_agent_rejects_through_the_api(center):
     assert redirect_target(center.api.requests[-1])[1]["agent"] == ["alice"]
     r = center.client.post(f"/agents/bob/offers/{sid}/accept", headers=AGENT_AUTH)
     assert r.status_code == 409 and "bob" in r.json["error"]
+    # alice takes it through the API, talks, completes, wraps up, and is ready again
+    assert center.client.post(f"/agents/alice/offers/{sid}/accept",
+                              headers=AGENT_AUTH).status_code == 200
+    assert center.router().agents["alice"].state.value == "busy"
+    r = center.client.post(f"/agents/alice/calls/{sid}/complete", headers=AGENT_AUTH)
+    assert r.status_code == 200 and center.router().agents["alice"].state.value == "wrap_up"
+    r = center.client.post("/agents/alice/wrap-up/end", headers=AGENT_AUTH)
+    assert r.status_code == 200 and center.router().agents["alice"].state.value == "available"
+    stats = center.client.get("/queues", headers=AGENT_AUTH).json["queues"]["cards"]
+    assert stats["answered"] == 1
 
 
 def test_caller_who_hangs_up_in_queue_is_abandoned_and_counted(center):

@@ -131,6 +131,22 @@ def answer_offer(agent_id: str, call_id: str, action: str) -> Any:
     return jsonify(ok=True, call_id=call_id, action=action)
 
 
+@bp.post("/agents/<agent_id>/calls/<call_id>/complete")
+@bearer_token_required("agent_token")
+def complete_call(agent_id: str, call_id: str) -> Any:
+    """The conversation is over (for softphones that end calls outside Twilio's Dial):
+    the agent goes to wrap-up, then takes the next call."""
+    now = _now().timestamp()
+    router = _routing().state.read()
+    call = router.calls.get(call_id)
+    if call is None or call.agent_id != agent_id:
+        return _error(f"call {call_id} is not with agent '{agent_id}'", 409)
+    try:
+        return _changed(_routing().apply(lambda r: r.complete(call_id, now)))
+    except RoutingError as exc:
+        return _error(str(exc), 409)
+
+
 @bp.post("/agents/<agent_id>/wrap-up/end")
 @bearer_token_required("agent_token")
 def end_wrap_up(agent_id: str) -> Any:
