@@ -230,7 +230,7 @@ class LiveRouting:
                     router.reset_stats()
                 log.info("queue statistics reset for a new day", extra={"day": day})
             self.state.set_meta(STATS_DAY, day)
-        due = self.state.read().next_due()
+        due = self.state.query(lambda router: router.next_due())
         if due is None or due > now.timestamp():
             return []
         with self.state.update() as router:
@@ -279,7 +279,8 @@ class LiveRouting:
 
     def estimated_wait(self, call_id: str, now: dt.datetime) -> float | None:
         try:
-            return self.state.read().estimated_wait(now.timestamp(), call_id=call_id)
+            return self.state.query(
+                lambda router: router.estimated_wait(now.timestamp(), call_id=call_id))
         except RoutingError:
             return None
 

@@ -22,11 +22,12 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from routing import Decision, Router, RoutingPolicy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: Calls whose decisions the snapshot keeps; the full record is in routing_decisions.
 HISTORY = 200
 
@@ -61,7 +62,12 @@ class RoutingState(Protocol):
         ...
 
     def read(self) -> Router:
-        """A current copy of the router, for read-only questions (stats, estimates)."""
+        """The current router, for a single-threaded reader (a CLI, a test); servers use
+        :meth:`query`, which holds the lock while the question is answered."""
+        ...
+
+    def query(self, question: Callable[[Router], T]) -> T:
+        """Answer a read-only question about the current router (stats, estimates)."""
         ...
 
     def record(self, decisions: list[Decision]) -> None:
@@ -129,7 +135,9 @@ class SQLiteRoutingState:
 
     @contextmanager
     def update(self) -> Iterator[Router]:
-        with self._lock, self._tx() as conn:
+        # The database's write lock first, then this process's lock: a thread never holds
+        # the process lock while it waits for another connection's transaction.
+        with self._tx() as conn, self._lock:
             _, router = self._load(conn)
             # A fresh random stamp, not a counter: a rolled-back write must never match
             # the stamp that another process writes next.
@@ -152,11 +160,13 @@ class SQLiteRoutingState:
             self._cache = (stamp, router)
 
     def read(self) -> Router:
+        return self.query(lambda router: router)
+
+    def query(self, question: Callable[[Router], T]) -> T:
         with self._lock:
-            conn = self._connect()
-            version, router = self._load(conn)
+            version, router = self._load(self._connect())
             self._cache = (version, router)
-            return router
+            return question(router)
 
     def record(self, decisions: list[Decision]) -> None:
         self._pending.extend(decisions)
@@ -210,6 +220,10 @@ class MemoryRoutingState:
     def read(self) -> Router:
         assert self.router is not None
         return self.router
+
+    def query(self, question: Callable[[Router], T]) -> T:
+        with self._lock:
+            return question(self.read())
 
     def record(self, decisions: list[Decision]) -> None:
         for d in decisions:

@@ -41,8 +41,8 @@ def _changed(decisions_and_effects: tuple[Any, list[Any]]) -> Any:
 @bp.get("/agents")
 @bearer_token_required("agent_token")
 def list_agents() -> Any:
-    router = _routing().state.read()
-    return jsonify(agents=[a.as_dict() for a in router.agents.values()])
+    agents = _routing().state.query(lambda r: [a.as_dict() for a in r.agents.values()])
+    return jsonify(agents=agents)
 
 
 @bp.put("/agents/<agent_id>")
@@ -98,14 +98,18 @@ def set_state(agent_id: str) -> Any:
 @bearer_token_required("agent_token")
 def offers(agent_id: str) -> Any:
     """Calls reserved for this agent, with the context the IVR gathered."""
-    router = _routing().state.read()
-    if agent_id not in router.agents:
+    def held(router: Any) -> list[dict[str, Any]] | None:
+        if agent_id not in router.agents:
+            return None
+        return [{"call_id": c.id, "queue": c.queue, "state": c.state.value,
+                 "skills": dict(c.skills), "language": c.language, "priority": c.priority,
+                 "context": redact_caller(c.context)}
+                for c in router.calls.values() if c.agent_id == agent_id]
+
+    found = _routing().state.query(held)
+    if found is None:
         return _error(f"unknown agent '{agent_id}'", 404)
-    calls = [c for c in router.calls.values() if c.agent_id == agent_id]
-    return jsonify(offers=[{"call_id": c.id, "queue": c.queue, "state": c.state.value,
-                            "skills": c.skills, "language": c.language,
-                            "priority": c.priority, "context": redact_caller(c.context)}
-                           for c in calls])
+    return jsonify(offers=found)
 
 
 def redact_caller(context: dict[str, Any]) -> dict[str, Any]:
@@ -137,9 +141,9 @@ def complete_call(agent_id: str, call_id: str) -> Any:
     """The conversation is over (for softphones that end calls outside Twilio's Dial):
     the agent goes to wrap-up, then takes the next call."""
     now = _now().timestamp()
-    router = _routing().state.read()
-    call = router.calls.get(call_id)
-    if call is None or call.agent_id != agent_id:
+    holder = _routing().state.query(
+        lambda r: r.calls[call_id].agent_id if call_id in r.calls else None)
+    if holder != agent_id:
         return _error(f"call {call_id} is not with agent '{agent_id}'", 409)
     try:
         return _changed(_routing().apply(lambda r: r.complete(call_id, now)))
@@ -161,9 +165,9 @@ def end_wrap_up(agent_id: str) -> Any:
 @bp.get("/queues")
 @bearer_token_required("agent_token")
 def queues() -> Any:
-    router = _routing().state.read()
     now = _now().timestamp()
-    return jsonify(queues={q: router.stats(q, now).as_dict() for q in router.policy.queues})
+    return jsonify(queues=_routing().state.query(
+        lambda r: {q: r.stats(q, now).as_dict() for q in r.policy.queues}))
 
 
 @bp.get("/calls/<call_id>/decisions")

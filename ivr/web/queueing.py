@@ -99,15 +99,18 @@ def connect() -> Response:
     call_id = request.args.get("call", "")
     agent_id = request.args.get("agent", "")
     routing = _routing()
-    router = routing.state.read()
-    call = router.calls.get(call_id)
+
+    def reservation(router: Any) -> tuple[bool, bool, int]:
+        call = router.calls.get(call_id)
+        held = call is not None and call.agent_id == agent_id and call.state.value == "reserved"
+        return call is not None, held, int(router.policy.reservation.timeout_seconds)
+
+    known, held, timeout = routing.state.query(reservation)
     contact = routing.state.contact(agent_id)
-    if call is None or call.agent_id != agent_id or call.state.value != "reserved" \
-            or contact is None:
+    if not held or contact is None:
         log.warning("connect for a reservation that no longer holds", extra={
             "call_id": call_id, "agent": agent_id})
-        return _twiml(requeue_doc(call_id) if call is not None else hang_up())
-    timeout = int(router.policy.reservation.timeout_seconds)
+        return _twiml(requeue_doc(call_id) if known else hang_up())
     query = f"call={call_id}&agent={agent_id}"
     session = _store().get_session(call_id)
     return _twiml(connect_agent(contact, f"/voice/whisper?{query}", f"/voice/agent-done?{query}",
@@ -123,8 +126,10 @@ def whisper_webhook() -> Response:
     routing = _routing()
     if not routing.agent_answered(call_id, agent_id, _now()):
         return _twiml(hang_up("This call is no longer waiting for you."))
-    call = routing.state.read().calls.get(call_id)
-    return _twiml(whisper(whisper_text(call.context if call else {}, call.queue if call else "")))
+    context, queue = routing.state.query(
+        lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
+        if call_id in r.calls else ({}, ""))
+    return _twiml(whisper(whisper_text(context, queue)))
 
 
 def whisper_text(context: dict[str, Any], queue: str) -> str:
