@@ -252,6 +252,20 @@ def test_hot_reload_keeps_the_last_valid_flow(tmp_path, caplog):
     assert "Hello there." in result[1]
 
 
+def test_hot_reload_refuses_a_route_to_a_queue_the_policy_lacks(tmp_path, caplog):
+    for name in ("quickstart.yaml", "routing.yaml"):
+        shutil.copy(FLOWS / name, tmp_path / name)
+    app = create_app(Settings(flows_dir=tmp_path, store="memory", auth_token=TOKEN,
+                              reload_interval_s=0), clock=lambda: OPEN)
+    registry = app.extensions["ivr.flows"]
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(path.read_text().replace("queue: sales", "queue: presales"))
+    with caplog.at_level(logging.ERROR, logger="ivr.flows.registry"):
+        assert registry.refresh(now=10.0) is False
+    assert registry.get("quickstart").nodes["to_sales"].queue == "sales"
+    assert "queue: 'presales' is not a queue of" in caplog.records[-1].problem
+
+
 def test_server_refuses_to_start_on_an_invalid_flow(tmp_path):
     (tmp_path / "bad.yaml").write_text("start: x\nnodes:\n  x: {type: say, text: hi, next: y}\n")
     from ivr.errors import FlowError

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable, Mapping
 
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow, load_flows
@@ -33,6 +34,9 @@ class FlowRegistry:
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
         self.problems: list[str] = []
+        #: Checks beyond a flow's own file (e.g. its routes against the routing policy);
+        #: a reloaded flow that fails them is not installed.
+        self.extra_check: Callable[[Mapping[str, Flow]], list[str]] | None = None
 
     @classmethod
     def open(cls, folder: str | Path, default_flow: str | None = None) -> FlowRegistry:
@@ -81,12 +85,18 @@ class FlowRegistry:
                 return False
             self._stamp = stamp
             flows, problems = load_flows(self.folder)
+            changed = [f.id for f in flows.values()
+                       if self._flows.get(f.id) is None or self._flows[f.id].version != f.version]
+            if self.extra_check is not None:
+                for flow_id in list(changed):
+                    found = self.extra_check({flow_id: flows[flow_id]})
+                    if found:
+                        problems += found
+                        changed.remove(flow_id)
             self.problems = problems
             for line in problems:
                 log.error("flow not reloaded, keeping the last valid version",
                           extra={"problem": line})
-            changed = [f.id for f in flows.values()
-                       if self._flows.get(f.id) is None or self._flows[f.id].version != f.version]
             self._install({k: v for k, v in flows.items() if k in changed})
             if changed:
                 log.info("flows reloaded", extra={"flows": changed})

@@ -80,6 +80,7 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     problems = policy_problems(registry.flows, policy, where)
     if problems:
         raise FlowError(problems)
+    registry.extra_check = lambda flows: policy_problems(flows, policy, where)
     roster = load_roster(settings.flows_dir, policy)
     if state is None:
         state = (SQLiteRoutingState(store.connection, policy) if isinstance(store, SQLiteStore)
