@@ -28,10 +28,16 @@ Records (``routing.models``)::
     AgentState: offline available reserved busy wrap_up break
     DecisionKind: offered queued accepted rejected timed_out abandoned completed
 
-Router (``routing.router.Router(policy=None, *, history_limit=10_000, record_decisions=True)``)::
+Router (``routing.router.Router(policy=None, *, history_limit=10_000, record_decisions=True,
+auto_accept=False)``)::
 
     # record_decisions=False (simulations): decisions carry seq, time, call, queue,
-    # kind, trigger and agent only, and explain() keeps nothing; routing is identical.
+    # kind, trigger and agent only, and explain() keeps nothing (nor which calls
+    # ended); routing is identical.
+    # auto_accept=True (simulations): every offer is accepted as it is made: an
+    # OFFERED decision comes back with its call already connected (no reservation
+    # timer; accept/reject/timeout do not apply). Same agents at the same times as a
+    # driver that accepts every offer at once; explain() shows offered, accepted.
     prepare() -> None                                 # build every queue x step x language index
                                                       # now (else: one agent scan on first use)
     add_agent(agent, now) -> list[Decision]           # presence=available may take a call at once
@@ -60,7 +66,8 @@ Router (``routing.router.Router(policy=None, *, history_limit=10_000, record_dec
     reset_stats() -> None                             # new statistics period (e.g. midnight)
     to_dict(*, history=True) -> dict                  # JSON-able snapshot (no derived state);
                                                       # history=False: without the decision log
-    Router.from_dict(d, *, history_limit=10_000, record_decisions=True) -> Router
+    Router.from_dict(d, *, history_limit=10_000, record_decisions=True,
+                     auto_accept=False) -> Router
                                                       # indexes and timers re-derived; the policy
                                                       # in d may differ if no call waits in a
                                                       # dropped queue

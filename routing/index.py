@@ -58,7 +58,7 @@ class RoutingIndex:
         self._agent_in: dict[str, list[tuple[Group, float]]] = {}
         self._cache: dict[str, list[tuple[Group, float]]] = {}
         self._call_ver: dict[str, int] = {}
-        self._call_in: dict[str, Group] = {}
+        self._call_in: dict[str, Group] = {}  # waiting call -> its group (len: calls waiting)
         self._stale = 0  # heap entries made stale since the last compaction
         self._by_skill: dict[str, set[str]] = {}  # skill -> ids of agents who have it
         self._noted: dict[str, tuple[str, ...]] = {}  # agent id -> skills as noted
@@ -135,7 +135,8 @@ class RoutingIndex:
     # -- agents ------------------------------------------------------------------
     def agent_joins(self, agent: Agent) -> None:
         """The agent is (still) free for one more call: (re)enter its groups' heaps."""
-        self.agent_leaves(agent.id)
+        if agent.id in self._agent_in:
+            self.agent_leaves(agent.id)
         ver = self._agent_ver.get(agent.id, 0) + 1
         self._agent_ver[agent.id] = ver
         push = heapq.heappush
@@ -216,6 +217,23 @@ class RoutingIndex:
             return [Candidate(top[2], -top[0], top[1]), Candidate(second[2], -second[0], second[1])]
         return self.best_agents(g, 2, excluded)
 
+    def best_agent(self, g: Group, excluded: set[str]) -> str | None:
+        """Id of the best free agent of the group not in ``excluded`` (the first of
+        :meth:`best_two`), or None; stale entries on top are dropped."""
+        heap = g.agents
+        ver = self._agent_ver
+        free = self._agent_in
+        while heap:
+            e = heap[0]
+            aid = e[2]
+            if ver.get(aid) == e[3] and aid in free:
+                if excluded and aid in excluded:
+                    found = self.best_agents(g, 1, excluded)
+                    return found[0].agent_id if found else None
+                return aid
+            heapq.heappop(heap)
+        return None
+
     def best_agents(self, g: Group, k: int, excluded: set[str]) -> list[Candidate]:
         """Up to ``k`` best free agents of the group, skipping ``excluded`` (heap unchanged)."""
         heap = g.agents
@@ -265,7 +283,8 @@ class RoutingIndex:
             self._stale += 1
 
     def forget_call(self, call_id: str) -> None:
-        self.call_leaves(call_id)
+        if call_id in self._call_in:
+            self.call_leaves(call_id)
         self._call_ver.pop(call_id, None)
 
     def is_waiting(self, call_id: str) -> bool:
@@ -280,6 +299,8 @@ class RoutingIndex:
         """The waiting call the agent should take next: smallest order key among the
         calls of the agent's groups (skipping calls that excluded the agent).
         Returns (call id, group, agent's score) or None."""
+        if not self._call_in:  # no call waits anywhere
+            return None
         best: tuple[tuple[float, float, int], str, Group, float] | None = None
         aid = agent.id
         for g, score in self.groups_of(agent):

@@ -190,12 +190,20 @@ class Call:
     ended_at: float | None = None
 
     def __post_init__(self) -> None:
-        self.skills = _check_skills(f"call {self.id}", self.skills)
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+        skills = self.skills
+        # (one is made per call: the common cases - no skills, an int priority, a
+        # CallState - skip the general checks, with the same outcome)
+        self.skills = (
+            {} if type(skills) is dict and not skills else _check_skills(f"call {self.id}", skills)
+        )
+        if type(self.priority) is not int and (
+            isinstance(self.priority, bool) or not isinstance(self.priority, int)
+        ):
             raise InvalidRecordError(
                 f"call {self.id}: priority = {self.priority!r}: must be an integer"
             )
-        self.state = CallState(self.state)
+        if type(self.state) is not CallState:
+            self.state = CallState(self.state)
 
     def as_dict(self) -> dict[str, Any]:
         return {

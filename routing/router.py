@@ -35,6 +35,17 @@ from routing.stats import QueueCounters, QueueStats
 from routing.timers import OFFER, OVERFLOW, RELAX, WRAP, Timer, TimerQueue
 
 _TOP_K = 3  # candidates kept in a batch decision record (single decisions: chosen + runner-up)
+_OFFERED, _QUEUED = DecisionKind.OFFERED, DecisionKind.QUEUED
+_AVAILABLE, _BUSY = AgentState.AVAILABLE, AgentState.BUSY
+# a brief decision (record_decisions=False) is built as a plain tuple: seq, time, call,
+# queue, kind, trigger, agent, then the defaults of the other fields
+_new_tuple = tuple.__new__
+_DEFAULTS = tuple(Decision._field_defaults[f] for f in Decision._fields[7:])
+_SLOT_STATE = {
+    SlotState.RESERVED: AgentState.RESERVED,
+    SlotState.BUSY: AgentState.BUSY,
+    SlotState.WRAP_UP: AgentState.WRAP_UP,
+}
 
 
 class Router:
@@ -46,13 +57,19 @@ class Router:
         *,
         history_limit: int = 10_000,
         record_decisions: bool = True,
+        auto_accept: bool = False,
     ) -> None:
         """``history_limit``: finished calls whose decisions ``explain`` keeps.
         ``record_decisions=False`` (simulations): decisions carry only seq, time,
-        call, queue, kind, trigger and agent, and nothing is kept for ``explain``."""
+        call, queue, kind, trigger and agent, and nothing is kept for ``explain``.
+        ``auto_accept=True`` (simulations): every offer is accepted at once, at the
+        time it is made: an ``offered`` decision comes back with its call already
+        connected (no reservation timer, no ``accept`` to call). The agents and times
+        are those of a driver that calls ``accept`` on every offer as it comes."""
         self.policy = policy or RoutingPolicy.default()
         self.history_limit = history_limit
         self.record_decisions = record_decisions
+        self.auto_accept = auto_accept
         self.agents: dict[str, Agent] = {}
         self.calls: dict[str, Call] = {}  # active calls: waiting, reserved, connected
         self._index = RoutingIndex(self.agents, self.policy.scoring.weight)
@@ -65,7 +82,17 @@ class Router:
         self._aging = self.policy.priority_aging.seconds_per_level
         self._step_labels: dict[tuple[str, int], str] = {}
         self._reqs: dict[str, tuple[str, int, Group]] = {}  # call id -> (queue, step, its group)
-        self._effective: dict[tuple[str, frozenset[tuple[str, int]], str | None, int], Group] = {}
+        self._effective: dict[tuple[str, tuple[tuple[str, int], ...], str | None, int], Group] = {}
+        self._queue_groups: dict[str, Group] = {}  # queue -> group of its skills and language
+        # per queue, from the (frozen) policy: service-level threshold; has queue timers
+        self._threshold = {
+            q: spec.service_level.threshold_seconds for q, spec in self.policy.queues.items()
+        }
+        self._timed = {
+            q
+            for q, spec in self.policy.queues.items()
+            if spec.relax or (spec.max_wait_seconds is not None and spec.overflow_queue is not None)
+        }
 
     def prepare(self) -> None:
         """Build the index of every queue x relaxation step x language now.
@@ -201,17 +228,20 @@ class Router:
         Empty ``call.skills`` means the queue's skills; ``call.language`` None
         means the queue's language. The call's priority adds to the queue's.
         """
-        self._admit(call, now)
-        return self._route(call, now, "enqueue")
+        return self._route(call, now, "enqueue", group=self._admit(call, now))
 
-    def _admit(self, call: Call, now: float) -> None:
+    def _admit(self, call: Call, now: float) -> Group | None:
+        """Register the call as waiting; returns its group when the call takes its queue's
+        skills and language (the common case, cached per queue), else None."""
         if call.id in self.calls:
             raise InvalidTransitionError(
                 f"call {call.id}: already in the router ({self.calls[call.id].state.value}); "
                 "use a new call id for a new leg"
             )
-        spec = self.policy.queue(call.queue)
-        self._log.reopen(call.id)  # a call id used again (a new leg): its history continues
+        spec = self.policy.queues.get(call.queue) or self.policy.queue(call.queue)
+        if self.record_decisions:
+            self._log.reopen(call.id)  # a call id used again (a new leg): its history continues
+        default = not call.skills and (call.language is None or call.language == spec.language)
         if not call.skills:
             call.skills = dict(spec.skills)
         if call.language is None:
@@ -222,10 +252,18 @@ class Router:
         call.enqueued_at = call.queue_entered_at = now
         call.step = 0
         call.agent_id = None
-        call.excluded = set()
+        if call.excluded:
+            call.excluded = set()
         self.calls[call.id] = call
         self._counters[call.queue].offered += 1
-        self._schedule_queue_timers(call)
+        if call.queue in self._timed:
+            self._schedule_queue_timers(call)
+        if not default:
+            return None
+        g = self._queue_groups.get(call.queue)  # the queue's own requirement, at step 0
+        if g is None:
+            g = self._queue_groups[call.queue] = self._group_of(call)
+        return g
 
     def enqueue_many(self, calls: Iterable[Call], now: float) -> list[Decision]:
         """Several calls arrive at once: queued, then assigned as one optimal batch."""
@@ -251,18 +289,24 @@ class Router:
     def accept(self, call_id: str, agent_id: str, now: float) -> None:
         """The agent accepted the offer: the call is connected."""
         call, agent = self._reserved(call_id, agent_id)
+        self._connect(call, agent, now)
+        self._refresh_state(agent, now)
+        self._note(call, now, DecisionKind.ACCEPTED, "accept", agent_id)
+
+    def _connect(self, call: Call, agent: Agent, now: float) -> None:
+        """The offer of ``call`` to ``agent`` is accepted now (the agent's state is
+        refreshed by the caller)."""
         call.state = CallState.CONNECTED
         call.answered_at = now
-        agent.slots[call_id] = SlotState.BUSY
-        self._refresh_state(agent, now)
-        c = self._counters[call.queue]
+        agent.slots[call.id] = SlotState.BUSY
+        queue = call.queue
+        c = self._counters[queue]
         wait = now - call.enqueued_at
         c.answered += 1
         c.wait_sum += wait
-        if wait <= self.policy.queues[call.queue].service_level.threshold_seconds:
+        if wait <= self._threshold[queue]:
             c.answered_in_sl += 1
-        self._waiting[call.queue].discard(call_id)
-        self._record(call, now, DecisionKind.ACCEPTED, "accept", agent_id=agent_id)
+        self._waiting[queue].discard(call.id)
 
     def reject(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
         """The agent declined: the call goes to the next best agent (never this one again)."""
@@ -278,7 +322,7 @@ class Router:
 
     def complete(self, call_id: str, now: float) -> list[Decision]:
         """The conversation ended: the agent wraps up (then takes the next call)."""
-        call = self._call(call_id)
+        call = self.calls.get(call_id) or self._call(call_id)
         if call.state is not CallState.CONNECTED:
             raise InvalidTransitionError(
                 f"call {call_id}: is {call.state.value}, only a connected call can complete"
@@ -298,7 +342,10 @@ class Router:
         self._counters[call.queue].handle_times.append(talk + wrap)
         call.state = CallState.COMPLETED
         call.ended_at = now
-        self._record(call, now, DecisionKind.COMPLETED, "complete", agent_id=agent.id)
+        if self.record_decisions:
+            self._record(call, now, DecisionKind.COMPLETED, "complete", agent_id=agent.id)
+        else:
+            self._log.seq += 1
         self._finish(call)
         if wrap > 0:
             agent.slots[call_id] = SlotState.WRAP_UP
@@ -311,7 +358,7 @@ class Router:
 
     def abandon(self, call_id: str, now: float) -> list[Decision]:
         """The caller hung up before being connected."""
-        call = self._call(call_id)
+        call = self.calls.get(call_id) or self._call(call_id)
         if call.state is CallState.CONNECTED:
             raise InvalidTransitionError(f"call {call_id}: is connected; use complete")
         self._counters[call.queue].abandoned += 1
@@ -320,7 +367,7 @@ class Router:
         self._index.call_leaves(call_id)
         call.state = CallState.ABANDONED
         call.ended_at = now
-        self._record(call, now, DecisionKind.ABANDONED, "abandon", agent_id=call.agent_id)
+        self._note(call, now, DecisionKind.ABANDONED, "abandon", call.agent_id)
         self._finish(call)
         if agent is not None:
             del agent.slots[call_id]
@@ -331,6 +378,8 @@ class Router:
     # ------------------------------------------------------------------- time
     def next_due(self) -> float | None:
         """When the next timer (relaxation, overflow, offer timeout, wrap-up end) is due."""
+        if not self._timers._heap:  # (asked after every simulated event)
+            return None
         return self._timers.next_due(self._timer_valid)
 
     def tick(self, now: float) -> list[Decision]:
@@ -416,11 +465,22 @@ class Router:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, history_limit: int = 10_000, record_decisions: bool = True
+        cls,
+        data: Mapping[str, Any],
+        *,
+        history_limit: int = 10_000,
+        record_decisions: bool = True,
+        auto_accept: bool = False,
     ) -> Router:
-        """Rebuild a router from :meth:`to_dict` output (indexes and timers are re-derived)."""
+        """Rebuild a router from :meth:`to_dict` output (indexes and timers are re-derived;
+        the options are not part of the snapshot). Offers pending in the snapshot stay
+        pending under ``auto_accept`` too."""
         return snapshot.from_dict(
-            cls, data, history_limit=history_limit, record_decisions=record_decisions
+            cls,
+            data,
+            history_limit=history_limit,
+            record_decisions=record_decisions,
+            auto_accept=auto_accept,
         )
 
     def check_invariants(self) -> None:
@@ -491,7 +551,9 @@ class Router:
         hit = self._reqs.get(call.id)
         if hit is not None and hit[0] == call.queue and hit[1] == call.step:
             return hit[2]
-        key = (call.queue, frozenset(call.skills.items()), call.language, call.step)
+        # (a tuple of the items: calls of a queue list its skills in one order, and
+        # another order only costs one more cache entry for the same group)
+        key = (call.queue, tuple(call.skills.items()), call.language, call.step)
         g = self._effective.get(key)
         if g is None:
             if len(self._effective) > 50_000:
@@ -516,7 +578,20 @@ class Router:
         return self._index.call_waits(call.id, g, self._key(call))
 
     def _refresh_state(self, agent: Agent, now: float) -> None:
-        s = agent.slots.values()
+        slots = agent.slots
+        if not slots:
+            new = agent.presence
+        elif len(slots) == 1:
+            for only in slots.values():
+                new = _SLOT_STATE[only]
+        else:
+            new = self._busiest(slots.values(), agent.presence)
+        if new is not agent.state:
+            agent.state = new
+            agent.state_since = now
+
+    @staticmethod
+    def _busiest(s: Any, presence: AgentState) -> AgentState:
         if SlotState.RESERVED in s:
             new = AgentState.RESERVED
         elif SlotState.BUSY in s:
@@ -524,10 +599,17 @@ class Router:
         elif SlotState.WRAP_UP in s:
             new = AgentState.WRAP_UP
         else:
-            new = agent.presence
-        if new is not agent.state:
-            agent.state = new
-            agent.state_since = now
+            new = presence
+        return new
+
+    def _note(
+        self, call: Call, now: float, kind: DecisionKind, trigger: str, agent_id: str | None
+    ) -> None:
+        """An event no caller receives (accepted, completed, ...): kept for ``explain``."""
+        if self.record_decisions:
+            self._record(call, now, kind, trigger, agent_id=agent_id)
+        else:
+            self._log.seq += 1
 
     def _record(
         self,
@@ -575,16 +657,42 @@ class Router:
         return d
 
     def _finish(self, call: Call) -> None:
-        del self.calls[call.id]
-        self._reqs.pop(call.id, None)
-        self._excluded_by.pop(call.id, None)
-        self._waiting[call.queue].discard(call.id)
-        self._index.forget_call(call.id)
-        self._log.finish(call.id)
+        cid = call.id
+        del self.calls[cid]
+        self._reqs.pop(cid, None)
+        if call.excluded:
+            self._excluded_by.pop(cid, None)
+        self._waiting[call.queue].discard(cid)
+        self._index.forget_call(cid)
+        if self.record_decisions:
+            self._log.finish(cid)
 
-    def _route(self, call: Call, now: float, trigger: str, note: str = "") -> Decision:
-        """Offer the call to its best free eligible agent, or park it."""
-        g = self._group_of(call)
+    def _route(
+        self, call: Call, now: float, trigger: str, note: str = "", group: Group | None = None
+    ) -> Decision:
+        """Offer the call to its best free eligible agent, or park it (the call is in no
+        index group: new, withdrawn from an offer, or taken out by the caller). ``group``:
+        the call's group, when the caller knows it."""
+        g = group or self._group_of(call)
+        if not self.record_decisions:  # the same choice, without the runner-up and the record
+            best = self._index.best_agent(g, call.excluded) if g.live_agents else None
+            if best is not None:
+                self._reserve(call, self.agents[best], now, parked=False)
+                self._log.seq += 1
+                d = _new_tuple(
+                    Decision,
+                    (self._log.seq, now, call.id, call.queue, _OFFERED, trigger, best, *_DEFAULTS),
+                )
+                if self.auto_accept:
+                    self._log.seq += 1  # the acceptance
+                return d
+            self._waiting[call.queue].add(call.id)
+            self._index.call_waits(call.id, g, self._key(call))
+            self._log.seq += 1
+            return _new_tuple(
+                Decision,
+                (self._log.seq, now, call.id, call.queue, _QUEUED, trigger, None, *_DEFAULTS),
+            )
         req = g.req
         cands = self._index.best_two(g, call.excluded) if g.live_agents else []
         if cands:
@@ -597,8 +705,8 @@ class Router:
                     and a in self.agents
                     and is_eligible(self.agents[a].skills, self.agents[a].languages, req)
                 )
-            self._reserve(call, self.agents[cands[0].agent_id], now)
-            return self._record(
+            self._reserve(call, self.agents[cands[0].agent_id], now, parked=False)
+            d = self._record(
                 call,
                 now,
                 DecisionKind.OFFERED,
@@ -609,6 +717,9 @@ class Router:
                 group=g,
                 note=note,
             )
+            if self.auto_accept:
+                self._record(call, now, DecisionKind.ACCEPTED, "accept", agent_id=d.agent_id)
+            return d
         self._waiting[call.queue].add(call.id)
         self._index.call_waits(call.id, g, self._key(call))
         return self._record(
@@ -620,37 +731,67 @@ class Router:
             note=(note + "; " if note else "") + "no eligible agent free",
         )
 
-    def _reserve(self, call: Call, agent: Agent, now: float) -> None:
-        self._index.call_leaves(call.id)
-        self._waiting[call.queue].add(call.id)
-        call.state = CallState.RESERVED
+    def _reserve(self, call: Call, agent: Agent, now: float, parked: bool = True) -> None:
+        """Offer the call to the agent (with ``auto_accept``: and connect it).
+        ``parked=False``: the call is in no index group (``_route`` callers)."""
+        if parked:
+            self._index.call_leaves(call.id)
         call.agent_id = agent.id
         call.offered_at = now
-        agent.slots[call.id] = SlotState.RESERVED
+        if self.auto_accept:
+            self._connect(call, agent, now)
+        else:
+            self._waiting[call.queue].add(call.id)
+            call.state = CallState.RESERVED
+            agent.slots[call.id] = SlotState.RESERVED
         agent.idle_since = now
-        if agent.routable:
+        if agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
             self._index.agent_joins(agent)
         else:
             self._index.agent_leaves(agent.id)
-        self._refresh_state(agent, now)
-        self._push_timer(
-            now + self.policy.reservation.timeout_seconds, OFFER, call.id, agent.id, now
-        )
+        if self.auto_accept:
+            # as after reserved -> busy: busy since this call (unless an offer is pending)
+            if len(agent.slots) == 1:
+                agent.state = _BUSY
+                agent.state_since = now
+            else:
+                self._refresh_state(agent, now)
+                if agent.state is _BUSY:
+                    agent.state_since = now
+        else:
+            self._refresh_state(agent, now)
+            self._push_timer(
+                now + self.policy.reservation.timeout_seconds, OFFER, call.id, agent.id, now
+            )
 
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
         """The agent may take more calls: give it the waiting calls it serves best."""
         out: list[Decision] = []
         self._refresh_state(agent, now)
-        while agent.routable:
+        record = self.record_decisions
+        log = self._log
+        aid = agent.id
+        while agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
             found = self._index.best_call(agent, self._excluded_by)
             if found is None:
-                if agent.load == 0 and not self._index.is_free(agent.id):
+                if not agent.slots and not self._index.is_free(agent.id):
                     agent.idle_since = now
                 self._index.agent_joins(agent)
                 break
             call_id, g, score = found
             call = self.calls[call_id]
             self._reserve(call, agent, now)
+            if not record:
+                log.seq += 1
+                out.append(
+                    _new_tuple(
+                        Decision,
+                        (log.seq, now, call_id, call.queue, _OFFERED, trigger, aid, *_DEFAULTS),
+                    )
+                )
+                if self.auto_accept:
+                    log.seq += 1
+                continue
             out.append(
                 self._record(
                     call,
@@ -664,8 +805,12 @@ class Router:
                     note="the waiting call this agent serves best (priority, then wait)",
                 )
             )
-        if not agent.routable:
-            self._index.agent_leaves(agent.id)
+            if self.auto_accept:
+                self._record(call, now, DecisionKind.ACCEPTED, "accept", agent_id=agent.id)
+        else:
+            # not routable: out of the heaps (done by _reserve already if it took a call)
+            if not out:
+                self._index.agent_leaves(agent.id)
         return out
 
     def _withdraw(
@@ -676,7 +821,7 @@ class Router:
         self._excluded_by[call.id] = call.excluded
         del agent.slots[call.id]
         agent.idle_since = now
-        self._record(call, now, kind, trigger, agent_id=agent.id)
+        self._note(call, now, kind, trigger, agent.id)
         call.state = CallState.WAITING
         call.agent_id = None
         call.offered_at = None
@@ -814,6 +959,8 @@ class Router:
                     note=f"batch of {len(agents)} agents and {len(order)} calls, optimal",
                 )
             )
+            if self.auto_accept:
+                self._note(call, now, DecisionKind.ACCEPTED, "accept", aid)
         for a in agents:
             if a.routable and not self._index.is_free(a.id):
                 self._index.agent_joins(a)

@@ -40,6 +40,7 @@ def from_dict(
     *,
     history_limit: int = 10_000,
     record_decisions: bool = True,
+    auto_accept: bool = False,
 ) -> R:
     """Rebuild a router from :func:`to_dict` output; indexes and timers are re-derived
     from the agents and calls, so a snapshot holds no derived state."""
@@ -47,6 +48,7 @@ def from_dict(
         parse_policy(data["policy"], "<snapshot policy>"),
         history_limit=history_limit,
         record_decisions=record_decisions,
+        auto_accept=auto_accept,
     )
     r._call_seq = data["call_seq"]
     stranded = sorted({c["queue"] for c in data["calls"]} - set(r.policy.queues))

@@ -120,6 +120,13 @@ def simulate_plan(
         logged_in_since[a] = nan
         leaving[a] = False
 
+    # the port's methods called per event, looked up once
+    enqueue, complete, next_deadline = router.enqueue, router.complete, router.next_deadline
+    add_busy_start, add_busy_end, add_busy_agent = (
+        busy_start.append,
+        busy_end.append,
+        busy_agent.append,
+    )
     tick_at = inf
     events = 0
     now = 0.0
@@ -140,7 +147,7 @@ def simulate_plan(
             i_entry += 1
             next_entry = entry_time[entry_order[i_entry]] if i_entry < n_entry else inf
             waiting[c] = True
-            pairs = router.enqueue(c, leg_intent[c], now)
+            pairs = enqueue(c, leg_intent[c], now)
             if pairs:
                 assign(pairs, now)
             if waiting[c]:
@@ -158,11 +165,11 @@ def simulate_plan(
                 a = x
                 c = on_call[a]
                 on_call[a] = -1
-                pairs, w = router.complete(c, a, now)
+                pairs, w = complete(c, a, now)
                 handled[c] += now - talk_start[a] + w
-                busy_start.append(talk_start[a])
-                busy_end.append(now + w)
-                busy_agent.append(a)
+                add_busy_start(talk_start[a])
+                add_busy_end(now + w)
+                add_busy_agent(a)
                 busy_until[a] = now + w
                 if leaving[a]:
                     close_login(a, now + w)
@@ -170,7 +177,7 @@ def simulate_plan(
                     transferred[c] += 1
                     leg_intent[c] = true_intent[c]
                     waiting[c] = True  # a transferred caller waits for the right agent, patiently
-                    pairs = pairs + router.enqueue(c, leg_intent[c], now)
+                    pairs = pairs + enqueue(c, leg_intent[c], now)
                 if pairs:
                     assign(pairs, now)
             elif kind == _ABANDON:
@@ -201,7 +208,7 @@ def simulate_plan(
                 elif logged_in_since[a] == logged_in_since[a]:
                     close_login(a, max(now, busy_until[a]))
         events += 1
-        d = router.next_deadline()
+        d = next_deadline()
         if d is not None and d < tick_at:
             tick_at = max(now, d)
 

@@ -1,10 +1,15 @@
 """The production router (``routing.router.Router``) behind the simulator's port.
 
 Intents map to policy queues (the scenario's ``routing_policy`` file, or one queue
-per intent requiring its skills at any level). Offers are accepted at once;
-wrap-up, relaxation, overflow and offer time-outs are the router's own timers,
-run through ``tick``. Agents and calls are routed under string ids; the adapter
-keeps the integer indices of the caller plan and roster.
+per intent requiring its skills at any level). Offers are accepted at once: the
+router runs with its public simulation options ``record_decisions=False`` (no
+``explain`` records) and ``auto_accept=True`` (an offer is connected as it is
+made, with no reservation timer and no ``accept`` round trip); with ``explain=True``
+it runs with the live defaults and the adapter accepts every offer itself. A test
+checks that both pair every call with the same agent at the same time. Wrap-up,
+relaxation and overflow are the router's own timers, run through ``tick``. Agents
+and calls are routed under string ids; the adapter keeps the integer indices of the
+caller plan and roster.
 """
 
 from __future__ import annotations
@@ -19,52 +24,9 @@ from simulation.router_port import Assignment
 from simulation.scenario import Scenario
 from simulation.traffic import CallPlan
 
-__all__ = ["LiveRouter", "SimulationRouter", "scenario_policy"]
+__all__ = ["LiveRouter", "scenario_policy"]
 
 _OFFERED = DecisionKind.OFFERED
-
-
-class _Made:
-    """What the simulator reads of a decision: kind, call and agent."""
-
-    __slots__ = ("agent_id", "call_id", "kind")
-
-    def __init__(self, kind: DecisionKind, call_id: str, agent_id: str | None) -> None:
-        self.kind = kind
-        self.call_id = call_id
-        self.agent_id = agent_id
-
-
-class SimulationRouter(Router):
-    """The production router, minus its explanation records.
-
-    Every matching rule, index, timer and state change is the production code;
-    only ``_record`` (building the ``Decision`` kept for ``explain``) is replaced by
-    a three-field record (or a shared one where only the kind is read), which makes a
-    simulated call about 1.7 times faster. A test checks that it
-    pairs every call with the same agent at the same time as ``Router``.
-    TODO(routing): replace with a public ``Router(..., record_decisions=False)``.
-    """
-
-    def _record(  # type: ignore[no-untyped-def,override]
-        self,
-        call,
-        now,
-        kind,
-        trigger,
-        *,
-        agent_id=None,
-        cands=None,
-        eligible=0,
-        group=None,
-        note="",
-    ):
-        if kind is _OFFERED:
-            return _Made(kind, call.id, agent_id)
-        return _OTHER[kind]  # nothing reads more than the kind of these
-
-
-_OTHER = {k: _Made(k, "", None) for k in DecisionKind}
 
 
 def scenario_policy(scenario: Scenario, plan: CallPlan) -> RoutingPolicy:
@@ -126,8 +88,9 @@ class LiveRouter:
         self.router = (
             Router(policy, history_limit=64)
             if explain
-            else SimulationRouter(policy, history_limit=0)
+            else Router(policy, history_limit=0, record_decisions=False, auto_accept=True)
         )
+        self._accepts = explain  # the live defaults: every offer waits for ``accept``
         self.roster = roster
         self.queues = [it.queue_name for it in plan.intents]
         self.priority = [it.priority for it in plan.intents]
@@ -143,14 +106,20 @@ class LiveRouter:
         self.call_index: dict[str, int] = {}
         self.registered = [False] * len(roster)
         self.next_deadline = self.router.next_due  # RouterPort.next_deadline, without a hop
+        self._enqueue = self.router.enqueue
+        self._complete = self.router.complete
 
     def _accept(self, decisions, now: float) -> list[Assignment]:  # type: ignore[no-untyped-def]
+        if not decisions:
+            return []
         out: list[Assignment] = []
-        accept = self.router.accept
+        accept = self.router.accept if self._accepts else None
+        calls, agents = self.call_index, self.agent_index
         for d in decisions:
             if d.kind is _OFFERED:
-                accept(d.call_id, d.agent_id, now)
-                out.append((self.call_index[d.call_id], self.agent_index[d.agent_id]))
+                if accept is not None:
+                    accept(d.call_id, d.agent_id, now)
+                out.append((calls[d.call_id], agents[d.agent_id]))
         return out
 
     def _rid(self, call: int) -> str:
@@ -177,21 +146,23 @@ class LiveRouter:
         )
 
     def enqueue(self, call: int, intent: int, now: float) -> list[Assignment]:
-        rid = self._rid(call)
+        k = self.leg[call]
+        rid = self.ids[call] if k == 0 else f"{call}.{k}"
         self.call_index[rid] = call
-        d = self.router.enqueue(
-            Call(id=rid, queue=self.queues[intent], priority=self.priority[intent]), now
-        )
-        if d.kind is _OFFERED and d.agent_id is not None:
-            self.router.accept(rid, d.agent_id, now)
-            return [(call, self.agent_index[d.agent_id])]
+        d = self._enqueue(Call(rid, self.queues[intent], priority=self.priority[intent]), now)
+        if d.kind is _OFFERED:
+            if self._accepts:
+                self.router.accept(rid, d.agent_id, now)  # type: ignore[arg-type]
+            return [(call, self.agent_index[d.agent_id])]  # type: ignore[index]
         return []
 
     def complete(self, call: int, agent: int, now: float) -> tuple[list[Assignment], float]:
-        rid = self._rid(call)
-        out = self._accept(self.router.complete(rid, now), now)
+        k = self.leg[call]
+        rid = self.ids[call] if k == 0 else f"{call}.{k}"
+        decisions = self._complete(rid, now)
+        out = self._accept(decisions, now) if decisions else []
         del self.call_index[rid]
-        self.leg[call] += 1  # a later enqueue of this call is a new leg (transfer)
+        self.leg[call] = k + 1  # a later enqueue of this call is a new leg (transfer)
         return out, self.wrap[agent]
 
     def abandon(self, call: int, now: float) -> list[Assignment]:

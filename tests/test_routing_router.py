@@ -484,3 +484,117 @@ def test_records_round_trip_every_field() -> None:
     a = agent("a", {"cards": 3}, "en,es", capacity=2, wrap_up_seconds=10)
     assert set(a.as_dict()) == {f.name for f in dataclasses.fields(Agent)}
     assert Agent.from_dict(a.as_dict()).as_dict() == a.as_dict()
+
+
+def _accepting_workload(r: Router, seed: int, *, accept: bool) -> list[tuple]:
+    """A busy multi-skill day: calls of every queue (priorities, languages, relaxation,
+    overflow), agents of capacity 1-2 with their own wrap-up, breaks, sign-outs, shift
+    starts as batches, bursts, hang-ups; the driver ticks at every due time and (with
+    ``accept``) accepts every offer as it comes. Returns every offer and the end state."""
+    import random
+
+    rng = random.Random(seed)
+    offers: list[tuple[float, str, str | None, str]] = []
+    connected: list[str] = []
+
+    def take(decisions: list, now: float) -> None:
+        for x in decisions:
+            if x.kind is DecisionKind.OFFERED:
+                offers.append((x.time, x.call_id, x.agent_id, x.trigger))
+                assert x.time == now
+                if accept:
+                    r.accept(x.call_id, x.agent_id, x.time)  # type: ignore[arg-type]
+                assert r.calls[x.call_id].state is CallState.CONNECTED
+                connected.append(x.call_id)
+
+    queues = ["billing", "cards", "general", "fraud", "spanish"]
+    for i in range(24):
+        skills = {
+            s: rng.randint(1, 5)
+            for s in rng.sample(["billing", "cards", "general", "fraud"], rng.randint(1, 3))
+        }
+        take(
+            r.add_agent(
+                agent(
+                    f"a{i}",
+                    skills,
+                    rng.choice(["en", "es", "en,es"]),
+                    capacity=rng.choice([1, 1, 2]),
+                    wrap_up_seconds=rng.choice([None, 0.0, 5.0]),
+                ),
+                0.0,
+            ),
+            0.0,
+        )
+    now, n = 0.0, 0
+    for _ in range(900):
+        now += rng.expovariate(1 / 3)
+        due = r.next_due()
+        while due is not None and due <= now:
+            take(r.tick(due), due)
+            due = r.next_due()
+        u = rng.random()
+        if u < 0.45:
+            n += 1
+            call = Call(f"c{n}", rng.choice(queues), priority=rng.choice([0, 0, 1]))
+            take([r.enqueue(call, now)], now)
+        elif u < 0.5:
+            burst = [Call(f"c{n + k + 1}", rng.choice(queues)) for k in range(3)]
+            n += 3
+            take(r.enqueue_many(burst, now), now)
+        elif u < 0.8 and connected:
+            cid = connected.pop(rng.randrange(len(connected)))
+            take(r.complete(cid, now), now)
+        elif u < 0.87:
+            waiting = sorted(c.id for c in r.calls.values() if c.state is CallState.WAITING)
+            if waiting:
+                take(r.abandon(rng.choice(waiting), now), now)
+        elif u < 0.95:
+            aid = f"a{rng.randrange(24)}"
+            take(r.set_agent_state(aid, rng.choice(["break", "offline", "available"]), now), now)
+        else:
+            ids = [f"a{rng.randrange(24)}" for _ in range(4)]
+            take(r.agents_available(ids, now), now)
+        r.check_invariants()
+    agents = {
+        a.id: (a.state, a.state_since, a.idle_since, dict(a.slots), dict(a.wrap_until))
+        for a in r.agents.values()
+    }
+    calls = {c.id: (c.state, c.agent_id, c.answered_at, c.queue, c.step) for c in r.calls.values()}
+    counters = {q: c.as_dict() for q, c in r._counters.items()}
+    return [offers, agents, calls, counters]
+
+
+def test_auto_accept_assigns_the_same_agents_at_the_same_times() -> None:
+    for seed in (1, 2, 3):
+        live = _accepting_workload(Router(BANK), seed, accept=True)
+        fast = _accepting_workload(
+            Router(BANK, record_decisions=False, auto_accept=True), seed, accept=False
+        )
+        assert len(live[0]) > 200
+        assert {t for *_, t in live[0]} >= {"enqueue", "complete", "wrap_up_end", "relax"}
+        assert live == fast
+        # recording as well: the same again, and explain shows the acceptance
+        recorded = Router(BANK, auto_accept=True)
+        assert _accepting_workload(recorded, seed, accept=False) == live
+
+
+def test_auto_accept_connects_offers_at_once() -> None:
+    r = Router(BANK, auto_accept=True)
+    r.add_agent(agent("a", {"billing": 4}), 0)
+    d = r.enqueue(Call("c1", "billing"), 5)
+    assert d.kind is DecisionKind.OFFERED and d.agent_id == "a"
+    assert r.calls["c1"].state is CallState.CONNECTED and r.calls["c1"].answered_at == 5
+    assert r.agents["a"].state is AgentState.BUSY
+    assert [x.kind for x in r.explain("c1")] == [DecisionKind.OFFERED, DecisionKind.ACCEPTED]
+    assert r.next_due() is None  # no reservation timer
+    with pytest.raises(InvalidTransitionError, match="is connected"):
+        r.accept("c1", "a", 6)
+    assert r.stats("billing", 6).answered == 1
+    # options are not part of a snapshot: a restored router takes them as arguments
+    again = Router.from_dict(r.to_dict(history=False), auto_accept=True, record_decisions=False)
+    assert again.auto_accept and not again.record_decisions
+    assert again.complete("c1", 60) == []  # wrap-up first (30 s by the policy)
+    assert again.enqueue(Call("c2", "billing"), 70).kind is DecisionKind.QUEUED
+    assert [d.agent_id for d in again.tick(90)] == ["a"]
+    assert again.calls["c2"].state is CallState.CONNECTED

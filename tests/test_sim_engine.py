@@ -148,6 +148,10 @@ def test_same_seed_same_numbers_whatever_the_workers() -> None:
 
 
 def test_the_lean_router_decides_exactly_as_the_production_router(tmp_path: Path) -> None:
+    """The simulator's fast path (``record_decisions=False, auto_accept=True``) against the
+    live defaults (decisions recorded, every offer accepted by the adapter): the same agent
+    for every call at the same times, on a multi-skill day with relaxation, overflow,
+    priorities, misroutes and transfers, per-group wrap-up, shifts, callbacks and hang-ups."""
     policy = tmp_path / "routing.yaml"
     policy.write_text(
         """
@@ -168,14 +172,21 @@ wrap_up_seconds: 10
             "patience": {"distribution": "exponential", "mean_seconds": 200},
             "intents": [
                 {"name": "billing", "share": 2},
-                {"name": "tech"},
+                {"name": "tech", "priority": 1},
                 {"name": "sales", "recognition_accuracy": 0.8},
             ],
             "agents": [
                 {"count": 5, "skills": {"billing": 5}},
-                {"count": 4, "skills": {"billing": 2, "tech": 4}},
-                {"count": 3, "skills": {"sales": 3, "billing": 1}},
+                {"count": 4, "skills": {"billing": 2, "tech": 4}, "wrap_up_seconds": 25},
+                {"count": 3, "skills": {"sales": 3, "billing": 1}, "wrap_up_seconds": 0},
+                {"counts_per_interval": [2, 0, 3, 1], "skills": {"tech": 3, "sales": 2}},
+                {
+                    "count": 2,
+                    "skills": {"billing": 3},
+                    "shift": {"start_hour": 0.5, "end_hour": 1.5},
+                },
             ],
+            "callbacks": {"offer_after_seconds": 90, "accept_share": 0.3},
             "routing_policy": str(policy),
             "replications": 2,
             "seed": 5,
@@ -190,11 +201,28 @@ wrap_up_seconds: 10
         )
         out.append((calls, spans))
     (c0, s0), (c1, s1) = out
-    assert np.array_equal(c0.answered_at, c1.answered_at, equal_nan=True)
-    assert np.array_equal(s0.busy_agent, s1.busy_agent) and np.array_equal(
-        s0.busy_start, s1.busy_start
-    )
-    assert (c0.transferred > 0).any()
+    for name in (
+        "answered_at",
+        "abandoned_at",
+        "waited",
+        "handled_seconds",
+        "transferred",
+        "callback",
+    ):
+        assert np.array_equal(getattr(c0, name), getattr(c1, name), equal_nan=True), name
+    for name in (
+        "busy_agent",
+        "busy_start",
+        "busy_end",
+        "login_agent",
+        "login_start",
+        "login_end",
+    ):
+        assert np.array_equal(getattr(s0, name), getattr(s1, name)), name
+    answered = ~np.isnan(c0.answered_at)
+    assert answered.sum() > 300 and (~np.isnan(c0.abandoned_at)).sum() > 5
+    assert (c0.transferred > 0).any() and c0.callback.any()
+    assert len(set(s0.login_agent.tolist())) == len(roster) and len(s0.login_agent) > len(roster)
 
 
 def test_cross_training_helps_and_waits_fall() -> None:
