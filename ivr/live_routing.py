@@ -42,6 +42,8 @@ from routing import (
 
 log = logging.getLogger("ivr.routing")
 POLICY_FILE = "routing.yaml"
+#: Times a caller who asked for a callback is rung before the call counts as abandoned.
+CALLBACK_TRIES = 3
 STATS_DAY = "stats_day"
 
 
@@ -166,6 +168,32 @@ class LiveRouting:
             self.state.record(router.explain(call_id)[-1:] + decisions)
             return self._effects(router, decisions)
 
+    def callback_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
+                           ) -> list[Effect]:
+        """The call that rang a caller back ended. Unanswered, it is no fault of the agent:
+        the reservation is released without a penalty and the caller is tried again, up to
+        ``CALLBACK_TRIES`` times, then the call is counted as abandoned."""
+        if status == "completed":
+            return []
+        with self.state.update() as router:
+            call = router.calls.get(call_id)
+            if call is None or call.state.value != "reserved" or call.agent_id != agent_id:
+                return []
+            callback = dict(call.context.get("callback") or {})
+            callback["tries"] = int(callback.get("tries", 0)) + 1
+            call.context["callback"] = callback
+            t = now.timestamp()
+            if callback["tries"] >= CALLBACK_TRIES:
+                callback["gave_up"] = True
+                decisions = router.abandon(call_id, t)
+                self.state.record(router.explain(call_id)[-1:] + decisions)
+                log.warning("callback unanswered; giving up", extra={
+                    "call_id": call_id, "tries": callback["tries"]})
+            else:
+                decisions = router.reject(call_id, agent_id, t)
+                self.state.record(router.explain(call_id)[-2:] + decisions)
+            return self._effects(router, decisions)
+
     def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
         """The agent picked up (the whisper was requested): the reservation is accepted."""
         with self.state.update() as router:
@@ -267,7 +295,9 @@ class LiveRouting:
                     self.telephony.redirect(e.call_id, url)
                 else:
                     self.telephony.ring(e.to, e.from_, url,
-                                        f"{self.public_url.rstrip('/')}/voice/status")
+                                        f"{self.public_url.rstrip('/')}/voice/status?"
+                                        + urlencode({"callback_for": e.call_id,
+                                                     "agent": e.agent_id}))
                 log.info("agent reserved; connecting", extra={
                     "call_id": e.call_id, "agent": e.agent_id,
                     "how": "redirect" if isinstance(e, Connect) else "callback"})

@@ -194,7 +194,24 @@ def test_callback_keeps_the_place_and_rings_back(center):
     assert req.form["To"] == "+14155550103" and req.form["From"] == "+14155550100"
     target, query = redirect_target(req)
     assert target == f"{PUBLIC}/voice/connect" and query["agent"] == ["dave"]
-    assert req.form["StatusCallback"] == f"{PUBLIC}/voice/status"
+    assert req.form["StatusCallback"] == (f"{PUBLIC}/voice/status?callback_for={sid}"
+                                          "&agent=dave")
+    # The customer does not pick up: no fault of dave's, who stays available; the next
+    # agent rings them again, and after three tries the call counts as abandoned.
+    center.agent("erin", {"cards": 3}, "client:erin")
+    center.agent("finn", {"cards": 3}, "client:finn")
+    leg = {"CallSid": "CA" + "7" * 32, "CallStatus": "no-answer"}
+    center.twilio(f"/voice/status?callback_for={sid}&agent=dave", leg)
+    assert center.router().agents["dave"].state.value == "available"
+    second = center.api.requests[-1]
+    assert second.form["To"] == "+14155550103" and "agent=erin" in second.form["Url"]
+    center.twilio(f"/voice/status?callback_for={sid}&agent=erin", leg)
+    center.twilio(f"/voice/status?callback_for={sid}&agent=finn", leg)
+    assert sid not in center.router().calls or \
+        center.router().calls[sid].state.value == "abandoned"
+    assert len(center.api.requests) == 3
+    stats = center.client.get("/queues", headers=AGENT_AUTH).json["queues"]["cards"]
+    assert stats["abandoned"] == 1
 
 
 def test_relaxation_over_time_reaches_a_less_skilled_agent(center):

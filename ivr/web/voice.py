@@ -264,6 +264,13 @@ def status() -> Response:
     call_status = (_param("CallStatus") or "").lower()
     if call_status not in FINAL_STATUSES:
         return Response(status=204)
+    ringing_back = request.args.get("callback_for")
+    if ringing_back:  # the leg that rang a caller back, not the caller's own call
+        routing = _routing()
+        if routing is not None:
+            _run_effects(routing.callback_leg_ended(
+                ringing_back, request.args.get("agent", ""), call_status, _now()))
+        return Response(status=204)
     with _store().transaction(call_id) as rec:
         session = rec.session
         if session is None or session.status == "ended":
