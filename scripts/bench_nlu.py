@@ -10,7 +10,11 @@ Each eval runs in a fresh process (so ``peak_rss_mb`` is per data set) with the
 same code path as the IVR. Pass ``--banking77-test`` / ``--clinc-test`` (text,category
 CSV) to score the held-out test splits instead of the validation splits.
 
+Backends: ``linear`` always; ``embeddings`` too when its extra is installed
+(``pip install '.[embeddings]'``), unless ``--backend`` says otherwise.
+
     python scripts/bench_nlu.py [--data ../shared/data] [--threshold auto 0 0.5] [--out DIR]
+                                [--backend linear embeddings] [--suite banking77 clinc150]
 """
 
 from __future__ import annotations
@@ -68,7 +72,18 @@ def clinc150_csvs(data: Path, out: Path) -> tuple[Path, Path]:
     return write_csv(out / "clinc150_train.csv", train), write_csv(out / "clinc150_val.csv", val)
 
 
-def run_eval(train: Path, test: Path, threshold: str) -> dict:
+def embeddings_missing() -> str | None:
+    """Why the embeddings backend cannot run (None when it can), without importing torch."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from ivr.nlu.embeddings import missing
+    finally:
+        sys.path.pop(0)
+    return missing()
+
+
+def run_eval(train: Path, test: Path, thresholds: list[str], backend: str = "linear") -> list[dict]:
+    """One ``ivr nlu eval`` (one training) in a fresh process; metrics per threshold."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -83,11 +98,19 @@ def run_eval(train: Path, test: Path, threshold: str) -> dict:
         "--test",
         str(test),
         "--json",
-    ] + ([] if threshold == "auto" else ["--threshold", threshold])
+        "--backend",
+        backend,
+        "--threshold",
+        *thresholds,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"eval failed ({done.returncode}): {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    for threshold, line in zip(thresholds, lines, strict=True):
+        line.pop("threshold", None)
+        line["threshold"] = threshold
+    return lines
 
 
 def main() -> int:
@@ -106,6 +129,16 @@ def main() -> int:
     )
     parser.add_argument("--val-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        choices=["linear", "embeddings"],
+        default=None,
+        help="backends to run (default: linear, plus embeddings when its extra is installed)",
+    )
+    parser.add_argument(
+        "--suite", nargs="+", choices=["banking77", "clinc150"], default=["banking77", "clinc150"]
+    )
     parser.add_argument("--banking77-test", type=Path, default=None)
     parser.add_argument("--clinc-test", type=Path, default=None)
     args = parser.parse_args()
@@ -118,12 +151,30 @@ def main() -> int:
         ("banking77", b_train, args.banking77_test or b_val),
         ("clinc150", c_train, args.clinc_test or c_val),
     ]
+    suites = [s for s in suites if s[0] in args.suite]
+    backends = args.backend
+    if backends is None:
+        backends = ["linear"]
+        reason = embeddings_missing()
+        if reason is None:
+            backends.append("embeddings")
+        else:
+            print(f"skipping backend 'embeddings': {reason}", file=sys.stderr)
     results = []
-    for threshold in args.threshold:
+    for backend in backends:
         for name, train, test in suites:
-            metrics = run_eval(train, test, threshold)
-            results.append({"data": name, "test": test.name, "threshold": threshold, **metrics})
-            print(json.dumps(results[-1]), flush=True)
+            for metrics in run_eval(train, test, args.threshold, backend):
+                threshold = metrics.pop("threshold")
+                results.append(
+                    {
+                        "data": name,
+                        "backend": backend,
+                        "test": test.name,
+                        "threshold": threshold,
+                        **metrics,
+                    }
+                )
+                print(json.dumps(results[-1]), flush=True)
     keys = [
         "accuracy",
         "macro_f1",
@@ -134,10 +185,10 @@ def main() -> int:
         "train_s",
         "peak_rss_mb",
     ]
-    print(f"\n{'data':<10} {'thr':>5} " + " ".join(f"{k:>12}" for k in keys))
+    print(f"\n{'data':<10} {'backend':<10} {'thr':>5} " + " ".join(f"{k:>12}" for k in keys))
     for r in results:
         cells = " ".join(f"{'-' if r[k] is None else r[k]:>12}" for k in keys)
-        print(f"{r['data']:<10} {r['threshold']:>5} {cells}")
+        print(f"{r['data']:<10} {r['backend']:<10} {r['threshold']:>5} {cells}")
     return 0
 
 

@@ -32,6 +32,7 @@ KEYS = [
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("IVR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("IVR_NLU_BACKEND", raising=False)
 
 
 def _ivr(argv: list[str]) -> int:

@@ -28,6 +28,7 @@ FLOW = yaml.safe_load((FIXTURES / "flow_intents.yaml").read_text(encoding="utf-8
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("IVR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("IVR_NLU_BACKEND", raising=False)  # these tests are the linear model's
     nlu_cache.clear_memory()
     yield
     nlu_cache.clear_memory()

