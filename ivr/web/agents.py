@@ -3,7 +3,7 @@ presence, offers (accept/reject), wrap-up, queue statistics and routing decision
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -31,8 +31,15 @@ def _body() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _changed(decisions_and_effects: tuple[Any, list[Any]]) -> Any:
-    result, effects = decisions_and_effects
+def _apply(change: Callable[[Any], Any], error_status: int | None = None) -> Any:
+    """Run a change on the router, apply its effects, answer with its decisions. A routing
+    error answers ``error_status``, or by default 404 for an unknown agent and 409 for a
+    change the current state does not allow."""
+    try:
+        result, effects = _routing().apply(change)
+    except (RoutingError, TypeError, ValueError) as exc:
+        default = 404 if "unknown agent" in str(exc).lower() else 409
+        return _error(str(exc), error_status or default)
     _routing().run(effects)
     decisions = result if isinstance(result, list) else []
     return jsonify(decisions=[d.as_dict() for d in decisions])
@@ -71,10 +78,9 @@ def put_agent(agent_id: str) -> Any:
             capacity=int(body.get("capacity", 1)),
             wrap_up_seconds=body.get("wrap_up_seconds")), now)
 
-    try:
-        response = _changed(routing.apply(change))
-    except (RoutingError, TypeError, ValueError) as exc:
-        return _error(str(exc))
+    response = _apply(change, error_status=400)  # a bad field in the request body
+    if isinstance(response, tuple):
+        return response
     if contact:
         routing.state.set_contact(agent_id, contact)
     return response
@@ -88,10 +94,7 @@ def set_state(agent_id: str) -> Any:
     if state not in PRESENCE:
         return _error(f"state: must be one of {', '.join(PRESENCE)}")
     now = _now().timestamp()
-    try:
-        return _changed(_routing().apply(lambda r: r.set_agent_state(agent_id, state, now)))
-    except RoutingError as exc:
-        return _error(str(exc), 404 if "unknown agent" in str(exc).lower() else 409)
+    return _apply(lambda r: r.set_agent_state(agent_id, state, now))
 
 
 @bp.get("/agents/<agent_id>/offers")
@@ -141,14 +144,14 @@ def complete_call(agent_id: str, call_id: str) -> Any:
     """The conversation is over (for softphones that end calls outside Twilio's Dial):
     the agent goes to wrap-up, then takes the next call."""
     now = _now().timestamp()
-    holder = _routing().state.query(
-        lambda r: r.calls[call_id].agent_id if call_id in r.calls else None)
-    if holder != agent_id:
-        return _error(f"call {call_id} is not with agent '{agent_id}'", 409)
-    try:
-        return _changed(_routing().apply(lambda r: r.complete(call_id, now)))
-    except RoutingError as exc:
-        return _error(str(exc), 409)
+
+    def complete(router: Any) -> Any:
+        call = router.calls.get(call_id)
+        if call is None or call.agent_id != agent_id:
+            raise RoutingError(f"call {call_id} is not with agent '{agent_id}'")
+        return router.complete(call_id, now)
+
+    return _apply(complete)
 
 
 @bp.post("/agents/<agent_id>/wrap-up/end")
@@ -156,10 +159,7 @@ def complete_call(agent_id: str, call_id: str) -> Any:
 def end_wrap_up(agent_id: str) -> Any:
     """Done with after-call work early: ready for the next call."""
     now = _now().timestamp()
-    try:
-        return _changed(_routing().apply(lambda r: r.agent_available(agent_id, now)))
-    except RoutingError as exc:
-        return _error(str(exc), 409)
+    return _apply(lambda r: r.agent_available(agent_id, now))
 
 
 @bp.get("/queues")
