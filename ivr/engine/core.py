@@ -28,6 +28,7 @@ from ivr.engine.actions import (
     Say,
 )
 from ivr.engine.context import get_path, holds, render_text, set_path
+from ivr.engine.digits import invalid_digits, spoken_digits
 from ivr.engine.events import CallEnded, CallerInput, Event, LegEnded, RecordingDone
 from ivr.engine.session import TRAIL_LIMIT, Session
 from ivr.flows.loader import Flow
@@ -77,9 +78,6 @@ APOLOGY = {
           "ayudarle.",
 }
 SURVEY_RANGE = {"csat": (1, 5), "ces": (1, 7)}
-_WORD_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-                "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-                "to": "2", "too": "2"}
 
 
 @dataclass
@@ -475,24 +473,13 @@ def _retry(t: _Turn, node_id: str, node: AskNode | CollectNode, why: str, **said
     _run(t, target)
 
 
-def spoken_digits(text: str) -> str:
-    """Digits in a transcript: '4 1 5', 'four one five' and '415' all give '415'."""
-    out = []
-    for word in re.findall(r"[a-z]+|[0-9]+", normalize(text)):
-        if word.isdigit():
-            out.append(word)
-        elif word in _WORD_DIGITS:
-            out.append(_WORD_DIGITS[word])
-    return "".join(out)
-
-
 def _on_collect(t: _Turn, node_id: str, node: CollectNode, event: CallerInput) -> None:
     if event.empty:
         _retry(t, node_id, node, "no_input")
         return
     raw = event.digits if event.digits else spoken_digits(event.speech or "")
     value = raw.rstrip("#*")
-    problem = _invalid_digits(value, node)
+    problem = invalid_digits(value, node)
     if problem:
         _retry(t, node_id, node, "no_match", reason=problem)
         return
@@ -500,35 +487,6 @@ def _on_collect(t: _Turn, node_id: str, node: CollectNode, event: CallerInput) -
     t.data[FAILED_IN_A_ROW] = 0
     t.note(node_id, f"collected {node.store_as} ({len(value)} digits) -> {node.next}")
     _run(t, node.next)
-
-
-def _invalid_digits(value: str, node: CollectNode) -> str | None:
-    if not value.isdigit():
-        return "not digits"
-    if not node.min_digits <= len(value) <= node.max_digits:
-        return f"{len(value)} digits, want {node.min_digits}-{node.max_digits}"
-    if node.validate_as == "luhn" and not _luhn_ok(value):
-        return "check digit wrong"
-    if node.validate_as.startswith("date_"):
-        if len(value) != 8:
-            return "a date needs 8 digits"
-        mm, dd = (value[:2], value[2:4]) if node.validate_as == "date_mmddyyyy" else (
-            value[2:4], value[:2])
-        try:
-            dt.date(int(value[4:]), int(mm), int(dd))
-        except ValueError:
-            return "not a real date"
-    return None
-
-
-def _luhn_ok(value: str) -> bool:
-    total = 0
-    for k, ch in enumerate(reversed(value)):
-        d = int(ch)
-        if k % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def _on_survey(t: _Turn, node_id: str, node: SurveyNode, event: CallerInput) -> None:
