@@ -151,7 +151,6 @@ class LiveRouting:
             if call.id in router.calls:  # the same route twice (e.g. a replayed step)
                 return []
             decision = router.enqueue(call, now.timestamp())
-            self.state.record([decision])
             log.info("routed", extra={"call_id": call.id, "queue": call.queue,
                                       "decision": decision.kind.value,
                                       "agent": decision.agent_id})
@@ -165,7 +164,6 @@ class LiveRouting:
             if _callback_of(router, call_id):  # hung up on purpose: we ring them back
                 return []
             decisions = router.abandon(call_id, now.timestamp())
-            self.state.record(router.explain(call_id)[-1:] + decisions)
             return self._effects(router, decisions)
 
     def callback_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
@@ -186,12 +184,10 @@ class LiveRouting:
             if callback["tries"] >= CALLBACK_TRIES:
                 callback["gave_up"] = True
                 decisions = router.abandon(call_id, t)
-                self.state.record(router.explain(call_id)[-1:] + decisions)
                 log.warning("callback unanswered; giving up", extra={
                     "call_id": call_id, "tries": callback["tries"]})
             else:
                 decisions = router.reject(call_id, agent_id, t)
-                self.state.record(router.explain(call_id)[-2:] + decisions)
             return self._effects(router, decisions)
 
     def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
@@ -201,7 +197,6 @@ class LiveRouting:
             if call is None or call.agent_id != agent_id or call.state.value != "reserved":
                 return call is not None and call.state.value == "connected"
             router.accept(call_id, agent_id, now.timestamp())
-            self.state.record(router.explain(call_id)[-1:])
             return True
 
     def agent_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
@@ -214,12 +209,10 @@ class LiveRouting:
                 return status == "completed", []
             if call.state.value == "connected":
                 decisions = router.complete(call_id, t)
-                self.state.record(router.explain(call_id)[-1:] + decisions)
                 return True, self._effects(router, decisions)
             if call.state.value == "reserved" and call.agent_id == agent_id:
                 decisions = (router.reject(call_id, agent_id, t) if status == "busy"
                              else router.timeout(call_id, agent_id, t))
-                self.state.record(router.explain(call_id)[-2:] + decisions)
                 return False, self._effects(router, decisions)
             return False, []
 
@@ -232,10 +225,8 @@ class LiveRouting:
             t = now.timestamp()
             if action == "accept":
                 router.accept(call_id, agent_id, t)
-                self.state.record(router.explain(call_id)[-1:])
                 return []
             decisions = router.reject(call_id, agent_id, t)
-            self.state.record(router.explain(call_id)[-2:] + decisions)
             return self._effects(router, decisions)
 
     def apply(self, change: Any) -> tuple[Any, list[Effect]]:
@@ -244,7 +235,6 @@ class LiveRouting:
             result = change(router)
             decisions = [d for d in (result if isinstance(result, list) else [])
                          if isinstance(d, Decision)]
-            self.state.record(decisions)
             return result, self._effects(router, decisions)
 
     def tick(self, now: dt.datetime) -> list[Effect]:
@@ -263,7 +253,6 @@ class LiveRouting:
             return []
         with self.state.update() as router:
             decisions = router.tick(now.timestamp())
-            self.state.record(decisions)
             return self._effects(router, decisions)
 
     # ----------------------------------------------------------- effects

@@ -58,7 +58,8 @@ class RoutingState(Protocol):
     """Exclusive access to the shared router."""
 
     def update(self) -> Any:
-        """Context manager yielding the Router; its state and decisions are saved on exit."""
+        """Context manager yielding the Router; its state, and every decision it logged
+        meanwhile (for ``ivr route explain``), are saved on exit."""
         ...
 
     def read(self) -> Router:
@@ -68,10 +69,6 @@ class RoutingState(Protocol):
 
     def query(self, question: Callable[[Router], T]) -> T:
         """Answer a read-only question about the current router (stats, estimates)."""
-        ...
-
-    def record(self, decisions: list[Decision]) -> None:
-        """Keep decisions for ``ivr route explain`` (called inside :meth:`update`)."""
         ...
 
     def decisions(self, call_id: str) -> list[dict[str, Any]]: ...
@@ -143,11 +140,14 @@ class SQLiteRoutingState:
             # the stamp that another process writes next.
             stamp = secrets.randbits(62)
             self._pending = []
+            router.watch(self._pending.append)  # every decision of this update, once
             try:
                 yield router
             except BaseException:
                 self._cache = None  # the in-memory router may be half-changed
                 raise
+            finally:
+                router.watch(None)
             conn.execute(
                 "INSERT INTO router_state (id, version, snapshot) VALUES (1, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
@@ -167,9 +167,6 @@ class SQLiteRoutingState:
             version, router = self._load(self._connect())
             self._cache = (version, router)
             return question(router)
-
-    def record(self, decisions: list[Decision]) -> None:
-        self._pending.extend(decisions)
 
     def decisions(self, call_id: str) -> list[dict[str, Any]]:
         rows = self._connect().execute(
@@ -215,7 +212,15 @@ class MemoryRoutingState:
     def update(self) -> Iterator[Router]:
         with self._lock:
             assert self.router is not None
-            yield self.router
+            logged: list[Decision] = []
+            self.router.watch(logged.append)
+            try:
+                yield self.router
+            finally:
+                self.router.watch(None)
+            for d in logged:
+                self._decisions.setdefault(d.call_id, []).append(
+                    json.loads(json.dumps(d.as_dict(), default=str)))
 
     def read(self) -> Router:
         assert self.router is not None
@@ -224,11 +229,6 @@ class MemoryRoutingState:
     def query(self, question: Callable[[Router], T]) -> T:
         with self._lock:
             return question(self.read())
-
-    def record(self, decisions: list[Decision]) -> None:
-        for d in decisions:
-            self._decisions.setdefault(d.call_id, []).append(
-                json.loads(json.dumps(d.as_dict(), default=str)))
 
     def decisions(self, call_id: str) -> list[dict[str, Any]]:
         return list(self._decisions.get(call_id, []))

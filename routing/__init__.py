@@ -62,6 +62,7 @@ auto_accept=False)``)::
     estimated_wait(now, *, call_id=None, queue=None, skills=None, language=None,
                    priority=0) -> float | None        # seconds; None: nobody staffed can take it
     explain(call_id) -> list[Decision]                # every decision/event of the call
+    watch(listener | None) -> None                    # listener(decision) as each is logged
     requirement(call_id) -> Requirement               # after relaxation
     reset_stats() -> None                             # new statistics period (e.g. midnight)
     to_dict(*, history=True) -> dict                  # JSON-able snapshot (no derived state);

@@ -4,7 +4,7 @@ and of the last ``limit`` finished ones."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 from routing.errors import UnknownCallError
 from routing.models import Decision
@@ -18,12 +18,16 @@ class DecisionLog:
         self.seq = 0  # the last decision number handed out
         self._by_call: dict[str, list[Decision]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        #: Called with every decision as it is logged (the live layer stores them).
+        self.listener: Callable[[Decision], None] | None = None
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     def add(self, d: Decision) -> None:
+        if self.listener is not None:
+            self.listener(d)
         kept = self._by_call.get(d.call_id)
         if kept is None:
             self._by_call[d.call_id] = [d]

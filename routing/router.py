@@ -8,7 +8,7 @@ Methods that may place calls return the routing decisions they made
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from routing import snapshot
@@ -415,6 +415,11 @@ class Router:
     def explain(self, call_id: str) -> list[Decision]:
         """Every decision and event recorded for the call, oldest first."""
         return self._log.explain(call_id)
+
+    def watch(self, listener: Callable[[Decision], None] | None) -> None:
+        """Call ``listener`` with every decision and call event as it is logged (None stops).
+        Only with ``record_decisions`` on; the live layer stores each one exactly once."""
+        self._log.listener = listener
 
     def requirement(self, call_id: str) -> Requirement:
         """The call's requirement now (after the relaxation steps in force)."""

@@ -126,6 +126,9 @@ def test_no_answer_goes_to_the_next_best_agent_never_the_same_one(center):
     router = center.router()
     assert router.calls[sid].agent_id == "alice" and "bob" in router.calls[sid].excluded
     assert router.agents["bob"].state.value == "break"  # a silent agent leaves rotation
+    stored = center.client.get(f"/calls/{sid}/decisions", headers=AGENT_AUTH).json["decisions"]
+    assert [(d["kind"], d["agent_id"]) for d in stored] == [  # each decision stored once
+        ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice")]
 
 
 def test_agent_rejects_through_the_api(center):

@@ -141,9 +141,8 @@ def _install_roster(state: RoutingState, roster: list[AgentSpec], now: float) ->
                 router.add_agent(spec.agent(), now)
             elif (agent.skills, agent.languages, agent.capacity) != (
                     spec.skills, frozenset(spec.languages), spec.capacity):
-                state.record(router.update_agent(spec.id, now, skills=dict(spec.skills),
-                                                 languages=list(spec.languages),
-                                                 capacity=spec.capacity))
+                router.update_agent(spec.id, now, skills=dict(spec.skills),
+                                    languages=list(spec.languages), capacity=spec.capacity)
     for spec in roster:
         if state.contact(spec.id) != spec.contact:
             state.set_contact(spec.id, spec.contact)
