@@ -341,3 +341,22 @@ def test_random_webhook_parameters_never_cause_a_500(path, query, form):
     assert r.status_code in (200, 204, 400), (r.status_code, r.data[:300])
     if r.status_code == 200:
         ET.fromstring(r.data)  # always a well-formed TwiML document
+
+
+def test_a_call_whose_flow_is_gone_still_gets_the_safe_path():
+    store = MemoryStore()
+    app = create_app(Settings(flows_dir=FLOWS, store="memory", auth_token=TOKEN,
+                              reload_interval_s=0), store=store, clock=lambda: OPEN)
+    sid = call_sid()
+    from ivr.engine import Session
+
+    orphan = Session(call_id=sid, flow_id="deleted_flow", flow_version="0" * 16, node="menu",
+                     started_at=OPEN, updated_at=OPEN, data={"caller": KNOWN_CALLER})
+    with store.transaction(sid) as rec:
+        rec.save(orphan, "", [])
+    r = signed_post(app.test_client(), "/voice/step?turn=1&ev=gather",
+                    {"CallSid": sid, "Digits": "1"})
+    root = ET.fromstring(r.data)
+    assert root[0].text.startswith("We're sorry") and root[1].text == "general"
+    assert store.get_session(sid).outcome == "error"
+    assert store.route_request(sid)["reason"].startswith("error: exception: LookupError")

@@ -19,18 +19,15 @@ from ivr.engine import (
     Action,
     CallEnded,
     CallerInput,
-    Enqueue,
     Event,
     LegEnded,
     RecordingDone,
-    RouteRequest,
-    Say,
     Session,
     fail_safe,
     start,
     step,
 )
-from ivr.engine.core import APOLOGY, GENERAL_QUEUE
+from ivr.flows.loader import Flow
 from ivr.flows.registry import FlowRegistry
 from ivr.live_routing import Effect, LiveRouting
 from ivr.store import Store
@@ -107,15 +104,11 @@ def incoming() -> Response:
         flow = _registry().for_number(called)
         now = _now()
         try:
-            actions, session = start(flow, call_id, caller, called, now)
-            body = render(actions, Links(turn=session.turn + 1))
+            body, session = _rendered(*start(flow, call_id, caller, called, now))
         except Exception:
             log.exception("flow start failed; safe path", extra={"call_id": call_id})
-            seed = Session(call_id=call_id, flow_id=flow.id, flow_version=flow.version,
-                           started_at=now, updated_at=now, turn=-1,
-                           data={"caller": caller, "called": called})
-            actions, session = fail_safe(flow, seed, None, now, "exception at start")
-            body = render(actions, Links(turn=session.turn + 1))
+            seed = _seed(flow, call_id, now, turn=0, caller=caller, called=called)
+            body, session = _rendered(*fail_safe(flow, seed, None, now, "exception at start"))
         effects = _enter_router(None, session, now)
         rec.save(session, body, _log_steps(session, None))
     _run_effects(effects)
@@ -192,34 +185,29 @@ def _advance(call_id: str, session: Session | None, turn: int, event: Event
     if session is None:  # state lost or a call we never saw: get the caller to a human
         log.warning("unknown call; safe path", extra={"call_id": call_id})
         flow = registry.default()
-        seed = Session(call_id=call_id, flow_id=flow.id, flow_version=flow.version,
-                       started_at=now, updated_at=now, turn=turn - 1,
-                       data={"caller": _param("From") or "anonymous"})
-        actions, new = fail_safe(flow, seed, event, now, "unknown call")
-        return render(actions, Links(turn=new.turn + 1)), new
+        seed = _seed(flow, call_id, now, turn=turn, caller=_param("From") or "anonymous")
+        return _rendered(*fail_safe(flow, seed, event, now, "unknown call"))
     current = registry.get(session.flow_id, session.flow_version)
     try:
         if current is None:
             raise LookupError(f"flow '{session.flow_id}' is no longer loaded")
-        actions, new = step(current, session, event, now)
-        return render(actions, Links(turn=new.turn + 1)), new
+        return _rendered(*step(current, session, event, now))
     except Exception as exc:
         log.exception("step failed; safe path", extra={"call_id": call_id})
-        if current is not None:
-            actions, new = fail_safe(current, session, event, now, f"exception: {exc!r}"[:200])
-            return render(actions, Links(turn=new.turn + 1)), new
-        return _orphan_safe(session, now)
+        # Even with its flow gone, the call gets the safe path in the default flow's voice.
+        return _rendered(*fail_safe(current or registry.default(), session, event, now,
+                                    f"exception: {exc!r}"[:200]))
 
 
-def _orphan_safe(session: Session, now: dt.datetime) -> tuple[str, Session]:
-    """The safe path when not even the call's flow is available."""
-    request_ = RouteRequest(queue=GENERAL_QUEUE, skills={}, language="en", priority=0,
-                            context={k: v for k, v in session.data.items()
-                                     if not k.startswith("_")}, reason="error: flow missing")
-    actions: list[Action] = [Say(APOLOGY["en"], "Polly.Joanna", "en-US"), Enqueue(request_)]
-    new = session.model_copy(update=dict(status="queued", route=request_.as_dict(),
-                                         outcome="error", turn=session.turn + 1, updated_at=now))
-    return render(actions, Links(turn=new.turn + 1)), new
+def _rendered(actions: list[Action], session: Session) -> tuple[str, Session]:
+    """TwiML for a step's actions, its URLs pointing at the session's next turn."""
+    return render(actions, Links(turn=session.turn + 1)), session
+
+
+def _seed(flow: Flow, call_id: str, now: dt.datetime, turn: int, **data: str) -> Session:
+    """A session for a call the engine never started, so that its safe path answers ``turn``."""
+    return Session(call_id=call_id, flow_id=flow.id, flow_version=flow.version,
+                   started_at=now, updated_at=now, turn=turn - 1, data=data)
 
 
 def _turn() -> int:
