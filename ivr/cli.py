@@ -259,6 +259,7 @@ def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _flows_check(args: argparse.Namespace) -> int:
     from ivr.flows import load_flow, load_flows
+    from ivr.live_routing import check_policy_file
 
     problems: list[str] = []
     ok: list[str] = []
@@ -267,7 +268,7 @@ def _flows_check(args: argparse.Namespace) -> int:
             flows, found = load_flows(path)
             ok += sorted(flows)
             problems += found
-            problems += _check_policy(path)
+            problems += check_policy_file(path, flows)  # routing.yaml and agents.yaml too
         else:
             try:
                 ok.append(load_flow(path).id)
@@ -280,16 +281,6 @@ def _flows_check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {len(ok)} flow(s) valid: {', '.join(ok)}")
     return 0
-
-
-def _check_policy(folder: Path) -> list[str]:
-    """The routing policy beside the flows (``routing.yaml``), and the flows' route nodes
-    against it, checked too."""
-    from ivr.flows import load_flows
-    from ivr.live_routing import check_policy_file
-
-    flows, _ = load_flows(folder)
-    return check_policy_file(folder, flows)
 
 
 def _flows_graph(args: argparse.Namespace) -> int:

@@ -87,3 +87,13 @@ def test_ivr_call_on_an_invalid_flow_exits_1(tmp_path):
     r = run_cli("call", str(tmp_path / "bad.yaml"))
     assert r.returncode == 1
     assert r.stderr.strip() == f"{tmp_path / 'bad.yaml'}: node 'x': next: unknown field"
+
+
+def test_flows_check_also_checks_routes_against_the_routing_policy(tmp_path, capsys):
+    for name in ("quickstart.yaml", "routing.yaml"):
+        shutil.copy(FLOWS / name, tmp_path / name)
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(path.read_text().replace("queue: sales", "queue: presales"))
+    assert main(["flows", "check", str(tmp_path)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{path}: node 'to_sales': queue: 'presales' is not a queue of ")
