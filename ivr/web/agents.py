@@ -5,21 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from ivr.live_routing import LiveRouting
 from ivr.logs import redact
 from ivr.web.security import bearer_token_required
-from ivr.web.voice import _now
+from ivr.web.voice import _now, _routing
 from routing import Agent, RoutingError
 
 bp = Blueprint("agents", __name__)
 PRESENCE = ("available", "break", "offline")
 AGENT_FIELDS = {"name", "skills", "languages", "capacity", "wrap_up_seconds", "contact"}
-
-
-def _routing() -> LiveRouting:
-    return current_app.extensions["ivr.routing"]  # type: ignore[no-any-return]
 
 
 def _error(message: str, status: int = 400) -> Any:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import LegEnded, Session
 from ivr.engine.core import GENERAL_QUEUE
-from ivr.live_routing import LiveRouting, minutes_phrase
+from ivr.live_routing import minutes_phrase
 from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
 from ivr.web.security import twilio_signature_required
 from ivr.web.voice import (
@@ -24,6 +24,7 @@ from ivr.web.voice import (
     _log_steps,
     _now,
     _param,
+    _routing,
     _run_effects,
     _store,
     _twiml,
@@ -32,10 +33,6 @@ from routing import RoutingError
 
 log = logging.getLogger("ivr.routing")
 bp = Blueprint("queueing", __name__, url_prefix="/voice")
-
-
-def _routing() -> LiveRouting:
-    return current_app.extensions["ivr.routing"]  # type: ignore[no-any-return]
 
 
 def _locale(session: Session | None) -> str:

@@ -147,19 +147,19 @@ def step_webhook() -> Response:
     return _twiml(body)
 
 
-def _routing() -> LiveRouting | None:
-    return current_app.extensions.get("ivr.routing")
+def _routing() -> LiveRouting:
+    """The app's live router (create_app always makes one)."""
+    return current_app.extensions["ivr.routing"]  # type: ignore[no-any-return]
 
 
 def _enter_router(before: Session | None, after: Session, now: dt.datetime) -> list[Effect]:
     """A step that routed the call puts it in the router, in the same transaction."""
-    routing = _routing()
-    if routing is None or after.status != "queued" or after.route is None:
+    if after.status != "queued" or after.route is None:
         return []
     if before is not None and before.status == "queued":
         return []
     try:
-        return routing.enqueue(after, now)
+        return _routing().enqueue(after, now)
     except RoutingError:
         # The route names a queue the policy lacks (a flow edited under a running server):
         # the caller stays in Twilio's queue and a supervisor sees the error.
@@ -168,14 +168,12 @@ def _enter_router(before: Session | None, after: Session, now: dt.datetime) -> l
 
 
 def _abandon(call_id: str) -> list[Effect]:
-    routing = _routing()
-    return routing.abandon(call_id, _now()) if routing is not None else []
+    return _routing().abandon(call_id, _now())
 
 
 def _run_effects(effects: list[Effect]) -> None:
-    routing = _routing()
-    if routing is not None and effects:
-        routing.run(effects)
+    if effects:
+        _routing().run(effects)
 
 
 def _advance(call_id: str, session: Session | None, turn: int, event: Event
@@ -254,10 +252,8 @@ def status() -> Response:
         return Response(status=204)
     ringing_back = request.args.get("callback_for")
     if ringing_back:  # the leg that rang a caller back, not the caller's own call
-        routing = _routing()
-        if routing is not None:
-            _run_effects(routing.callback_leg_ended(
-                ringing_back, request.args.get("agent", ""), call_status, _now()))
+        _run_effects(_routing().callback_leg_ended(
+            ringing_back, request.args.get("agent", ""), call_status, _now()))
         return Response(status=204)
     with _store().transaction(call_id) as rec:
         session = rec.session
