@@ -13,7 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from ivr.nlu import NLUError
-from ivr.nlu.classifier import FLOW_THRESHOLD, LARGE_THRESHOLD
+from ivr.nlu.classifier import CLOSED_THRESHOLD, FLOW_THRESHOLD, OPEN_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         metavar="T",
         help="confidence below which the answer is 'no match' (default or 'auto': the model's "
         f"recommended threshold, {FLOW_THRESHOLD} for flow-sized example sets, "
-        f"{LARGE_THRESHOLD} for large ones); several values: one training, one JSON line each "
+        f"{OPEN_THRESHOLD} for large ones with 'oos' examples, {CLOSED_THRESHOLD} without); "
+        "several values: one training, one JSON line each "
         "(with a 'threshold' key)",
     )
     ev.add_argument(
