@@ -111,3 +111,20 @@ def test_large_sets_pick_their_threshold_by_whether_off_topic_examples_exist():
     assert LinearRecognizer(base).default_threshold == CLOSED_THRESHOLD
     with_oos = dict(base, oos=[f"weather today number {n}" for n in range(50)])
     assert LinearRecognizer(with_oos).default_threshold == OPEN_THRESHOLD
+
+
+_LARGE_REC = LinearRecognizer(
+    dict(_large(["card arrival", "exchange rate", "lost pin"], 700), oos=["weather", "a joke"])
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=120), asr=st.one_of(st.none(), st.floats(0, 1)))
+def test_a_large_model_ranks_any_text_within_the_contract(text, asr):
+    """Any transcript (unicode, digits, blobs, nothing) through the dense block: ranked
+    probabilities, never NaN, never the oos class, summing to at most 1."""
+    ranked = _LARGE_REC.rank(text, asr_confidence=asr)
+    confidences = [s.confidence for s in ranked]
+    assert all(0.0 <= c <= 1.0 for c in confidences) and sum(confidences) <= 1.0 + 1e-6
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(s.intent in _LARGE_REC.intents and s.intent != "oos" for s in ranked)
