@@ -231,7 +231,7 @@ def _fit_ovr(
     and ``(n_classes,)``. In each group, the examples of every other class share
     one "rest" label, so liblinear solves exactly the group's one-vs-rest problems
     (plus one for "rest", thrown away) on a single copy of the data: one copy per
-    group rather than per class (which cost a third of the training time), and
+    group rather than per class (which cost a quarter of the training time), and
     one group's float64 weights at a time rather than all of them (which would
     cost 360 MB on CLINC150).
     """
