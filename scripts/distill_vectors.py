@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     from ivr.nlu.embeddings import MODEL_PACKAGE, _base_encoder
 
     tokenizer, model = _base_encoder()
-    torch.manual_seed(0)
     pieces = sorted(p for p in tokenizer.vocab if _PIECE.match(p))
     ids = [tokenizer.vocab[p] for p in pieces]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id

@@ -106,7 +106,7 @@ class _Features:
     recognition well under a millisecond.
     """
 
-    def __init__(self, n_texts: int) -> None:
+    def __init__(self, n_texts: int, *, with_vectors: bool) -> None:
         min_df = 2 if n_texts >= 1000 else 1
         self._blocks = [
             TfidfVectorizer(analyzer=word_features, sublinear_tf=True, dtype=np.float32),
@@ -121,7 +121,7 @@ class _Features:
             ),
         ]
         self._fast: list[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray, int]] = []
-        self.with_vectors = n_texts > _GATE_MAX_EXAMPLES
+        self.with_vectors = with_vectors
         self._idf: dict[str, float] = {}
         self._unseen_idf = 1.0
         self._dense_mean = np.zeros(0, dtype=np.float32)
@@ -227,8 +227,9 @@ def _fit_ovr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-vs-rest linear SVMs, fitted a group of classes at a time.
 
-    Returns ``(coef, intercept)`` as float32, shapes ``(n_classes, n_features)``
-    and ``(n_classes,)``. In each group, the examples of every other class share
+    ``y`` holds at least two classes (the callers' guard). Returns ``(coef,
+    intercept)`` as float32, shapes ``(n_classes, n_features)`` and
+    ``(n_classes,)``. In each group, the examples of every other class share
     one "rest" label, so liblinear solves exactly the group's one-vs-rest problems
     (plus one for "rest", thrown away) on a single copy of the data: one copy per
     group rather than per class (which cost a quarter of the training time), and
@@ -248,9 +249,6 @@ def _fit_ovr(
             target = np.where(np.isin(y, group), y, -1)
             svm = LinearSVC(C=c, random_state=seed, max_iter=5000).fit(x64, target)
             labels = svm.classes_
-            if len(labels) == 1:  # one class, no other example: it is always the answer
-                intercept[labels[0]] = 1.0
-                continue
             rows, offsets = svm.coef_, svm.intercept_
             if len(labels) == 2:  # liblinear fits one vector: labels[1] against labels[0]
                 rows = np.vstack([-rows[0], rows[0]])
@@ -286,7 +284,8 @@ class LinearRecognizer:
         label_ix = {c_: i for i, c_ in enumerate(self.classes)}
         y = np.array([label_ix[s] for s in labels_s])
         self._oos = label_ix.get(OOS_LABEL, -1)
-        self._features = _Features(len(texts))
+        self.gated = len(y) <= _GATE_MAX_EXAMPLES
+        self._features = _Features(len(texts), with_vectors=not self.gated)
         x = self._features.fit_transform(texts)
         counts = np.bincount(y, minlength=len(self.classes))
 
@@ -311,7 +310,6 @@ class LinearRecognizer:
             self._coef_t = np.zeros((x.shape[1], 1), dtype=np.float32)
             self._intercept = np.zeros(1, dtype=np.float32)
 
-        self.gated = len(y) <= _GATE_MAX_EXAMPLES
         self._gate_vectorizer: TfidfVectorizer | None = None
         if self.gated:
             in_scope = [t for t, k in zip(texts, y, strict=True) if k != self._oos]
