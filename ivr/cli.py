@@ -59,8 +59,8 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.live.calls_store import SQLiteStore
+    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.web.settings import Settings
     from routing import Decision
     from routing.cli import format_decision
