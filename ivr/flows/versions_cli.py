@@ -88,7 +88,7 @@ def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = (
     routes checked against the folder's routing policy, as the server does."""
     from ivr.flows.registry import FlowRegistry
     from ivr.flows.versions import VersionStore
-    from ivr.live_routing import POLICY_FILE, policy_problems, routing_policy
+    from ivr.live.routing import POLICY_FILE, policy_problems, routing_policy
 
     registry = FlowRegistry.open(flows_dir)
     registry.attach(VersionStore(data_dir / "ivr.sqlite3"), skip=skip)
