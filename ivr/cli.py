@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_call(sub)
     _add_flows(sub)
+    _add_from("ivr.users_cli", sub)
     _add_from("ivr.nlu.cli", sub)
     route_commands = _add_from("routing.cli", sub)
     if route_commands is not None:
