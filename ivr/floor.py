@@ -60,6 +60,10 @@ class FloorLog(Protocol):
         """Events of one call, or of a time range, oldest first."""
         ...
 
+    def last_id(self) -> int:
+        """A number that grows with every event added (by any process)."""
+        ...
+
 
 class SQLiteFloorLog:
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
@@ -78,6 +82,10 @@ class SQLiteFloorLog:
             f"SELECT call_id, agent_id, at, kind, data FROM floor_events{where} ORDER BY id",
             args).fetchall()
         return [FloorEvent(r[0], r[1], float(r[2]), r[3], json.loads(r[4])) for r in rows]
+
+    def last_id(self) -> int:
+        row = self._connect().execute("SELECT COALESCE(MAX(id), 0) FROM floor_events").fetchone()
+        return int(row[0])
 
 
 def _where(call_id: str | None, since: float | None, until: float | None
@@ -98,6 +106,9 @@ class MemoryFloorLog:
     def add(self, event: FloorEvent) -> None:
         with self._lock:
             self._events.append(event)
+
+    def last_id(self) -> int:
+        return len(self._events)
 
     def events(self, call_id: str | None = None, since: float | None = None,
                until: float | None = None) -> list[FloorEvent]:

@@ -42,11 +42,14 @@ def floor():
     return app
 
 
-def ring(app, words="I was charged twice for the same coffee", caller=KNOWN_CALLER):
-    script = [words]
+def ring(app, words="I was charged twice for the same coffee", caller=KNOWN_CALLER,
+         after_queue=None, keys=()):
+    """A signed call through the webhooks; ``after_queue`` continues past the agent, into
+    the survey, answered with ``keys``."""
+    script = [words, *keys]
     transport = FlaskTransport(app, TOKEN)
-    result = TwimlCaller(transport, lambda prompts: script.pop(0) if script else None).call(
-        call_sid(), caller, "+14155550100")
+    result = TwimlCaller(transport, lambda prompts: script.pop(0) if script else None,
+                         after_queue=after_queue).call(call_sid(), caller, "+14155550100")
     return result.call_sid
 
 

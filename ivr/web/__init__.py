@@ -63,10 +63,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     from ivr.web import admin, agents, auth, desktop, queueing, reports, voice, wallboard
 
     auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
-    app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
+    floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
     routing = app.extensions["ivr.routing"]
-    app.extensions["ivr.live"] = Hub(
-        read=lambda t: routing.state.query(lambda router: picture(router, t)))
+    app.extensions["ivr.live"] = Hub(read=lambda t: routing.state.query(
+        lambda router: picture(router, t, floor_log.last_id())))
     app.register_blueprint(desktop.bp)
     app.register_blueprint(wallboard.bp)
     app.register_blueprint(reports.bp)

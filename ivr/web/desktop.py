@@ -109,7 +109,9 @@ def agent_view(floor: Floor, agent_id: str) -> dict[str, Any]:
                       if s != "wrap_up" and c in floor.calls
                       and floor.calls[c]["agent_id"] == agent_id],
             "wrap_up": sorted(c for c, s in slots.items() if s == "wrap_up"),
-            "wrap_until": agent.get("wrap_until", {})}
+            "wrap_until": agent.get("wrap_until", {}),
+            # a hold or transfer (floor event) changes the page of an agent with calls
+            "floor_events": floor.floor_events if slots else 0}
 
 
 def enrich(view: dict[str, Any], agent_id: str, app: Any) -> dict[str, Any]:

@@ -37,9 +37,10 @@ class Floor:
     calls: dict[str, dict[str, Any]]
     queues: dict[str, dict[str, Any]]
     version: int = 0
+    floor_events: int = 0  # grows with every hold, transfer or disposition
 
 
-def picture(router: Router, now: float) -> Floor:
+def picture(router: Router, now: float, floor_events: int = 0) -> Floor:
     """Agents, calls and queue statistics, as plain data (read under the state's lock)."""
     agents = {a.id: {"id": a.id, "name": a.name, "state": a.state.value,
                      "presence": a.presence.value, "state_since": a.state_since,
@@ -54,7 +55,7 @@ def picture(router: Router, now: float) -> Floor:
                     "context": c.context}
              for c in router.calls.values()}
     queues = {q: router.stats(q, now).as_dict() for q in router.policy.queues}
-    return Floor(now, agents, calls, queues)
+    return Floor(now, agents, calls, queues, floor_events=floor_events)
 
 
 @dataclass
@@ -82,12 +83,13 @@ class Hub:
         floor = self.read(time.time())
         counters = {q: (s["offered"], s["answered"], s["abandoned"], s["waiting"])
                     for q, s in floor.queues.items()}
-        fingerprint = json.dumps([floor.agents, floor.calls, counters], sort_keys=True,
-                                 default=str)
+        fingerprint = json.dumps([floor.agents, floor.calls, counters, floor.floor_events],
+                                 sort_keys=True, default=str)
         with self._cond:
             changed = fingerprint != self._fingerprint
             version = (self.floor.version if self.floor else 0) + int(changed)
-            self.floor = Floor(floor.time, floor.agents, floor.calls, floor.queues, version)
+            self.floor = Floor(floor.time, floor.agents, floor.calls, floor.queues, version,
+                               floor.floor_events)
             if changed:
                 self._fingerprint = fingerprint
                 self._cond.notify_all()
