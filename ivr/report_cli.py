@@ -57,9 +57,9 @@ def _range(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[list[CallFact], list[CallFact], Any, tuple[str, str]]:
     from ivr.floor import SQLiteFloorLog
-    from ivr.live_routing import routing_policy
-    from ivr.routing_state import SQLiteRoutingState
-    from ivr.store import SQLiteStore
+    from ivr.live.calls_store import SQLiteStore
+    from ivr.live.routing import routing_policy
+    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.web.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, flows_dir=args.flows_dir)

@@ -231,7 +231,7 @@ def new_password() -> str:
 
 class SQLiteUserTable:
     """The ``users`` table of the SQLite store (``connect()`` gives this thread's
-    connection in autocommit mode, as :class:`ivr.store.SQLiteStore.connection` does)."""
+    connection in autocommit mode, as :class:`ivr.live.calls_store.SQLiteStore.connection` does)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect

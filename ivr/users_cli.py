@@ -45,7 +45,7 @@ def _password_flag(p: argparse.ArgumentParser) -> None:
 
 def open_users(data_dir: Path | None) -> Users:
     """The users of the data dir's SQLite store (created if needed)."""
-    from ivr.store import SQLiteStore
+    from ivr.live.calls_store import SQLiteStore
     from ivr.web.settings import Settings
 
     settings = Settings.from_env(data_dir=data_dir)

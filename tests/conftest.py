@@ -14,7 +14,7 @@ import pytest
 
 import ivr.users
 from ivr.console import FlaskTransport, TwimlCaller
-from ivr.store import MemoryStore
+from ivr.live.calls_store import MemoryStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
 

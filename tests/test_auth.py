@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.cli import main
-from ivr.store import SQLiteStore
+from ivr.live.calls_store import SQLiteStore
 from ivr.users import (
     LOCK_SECONDS,
     MAX_FAILURES,
@@ -201,7 +201,7 @@ def test_roles_agent_supervisor_admin():
         sign_in(client, name)
         got = {p: client.get(p, headers={"Accept": "text/html"}).status_code for p in pages}
         assert got == pages, name
-        nav = client.get("/reports" if name != "ana" else "/agent").get_data(as_text=True)
+        nav = page(client, "/reports" if name != "ana" else "/agent").get_data(as_text=True)
         assert ('href="/flows">Flows' in nav) == (name == "root")
     forbidden = app.test_client()
     sign_in(forbidden, "ana")

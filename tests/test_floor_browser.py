@@ -16,8 +16,8 @@ import pytest
 from conftest import KNOWN_CALLER, ROOT, always_open_flows, call_sid
 
 from ivr.console import HttpTransport, TwimlCaller
+from ivr.live.calls_store import SQLiteStore
 from ivr.loopback import LoopbackServer
-from ivr.store import SQLiteStore
 from ivr.users import SQLiteUserTable, Users
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from ivr.floor import DISPOSITIONS, MAX_NOTES, FloorEvent, FloorLog, on_hold
 from ivr.flows.models import AskNode
-from ivr.live_routing import LiveRouting
+from ivr.live.routing import LiveRouting
 from ivr.logs import redact
 from ivr.web.auth import current_user, require_role
 from ivr.web.live import Floor, Hub, sse_headers
