@@ -103,9 +103,7 @@ def sample_above(
         tail = dist.tail_mean_seconds
         past = lower >= t[-1]
         if past.any():  # memoryless tail
-            out[past] = lower[past] + (
-                rng.exponential(tail, int(past.sum())) if tail else math.inf
-            )
+            out[past] = lower[past] + (rng.exponential(tail, int(past.sum())) if tail else math.inf)
         return np.where(s_at > 0, np.maximum(out, lower), lower)
     law = _frozen(dist)
     tail = law.sf(lower)

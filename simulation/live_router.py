@@ -75,11 +75,7 @@ def _check_skills(scenario: Scenario, plan: CallPlan) -> None:
 
 def _check_servable(scenario: Scenario, policy: RoutingPolicy, plan: CallPlan) -> None:
     """Every intent's queue must accept some staffed agent group, at its most relaxed step."""
-    staffed = [
-        g
-        for g in scenario.agents
-        if g.may_staff
-    ]
+    staffed = [g for g in scenario.agents if g.may_staff]
     for k, it in enumerate(plan.intents):
         q = policy.queues[it.queue_name]
         req = policy.effective(it.queue_name, dict(q.skills), q.language, len(q.relax))

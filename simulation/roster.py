@@ -89,7 +89,8 @@ def _table_steps(sc: Scenario, g: AgentGroup, field: str, origin: Origin) -> Ste
     if g.counts_per_interval is not None:
         w = sc.interval_seconds
         return [
-            (j * w, min((j + 1) * w, horizon), float(c)) for j, c in enumerate(g.counts_per_interval)
+            (j * w, min((j + 1) * w, horizon), float(c))
+            for j, c in enumerate(g.counts_per_interval)
         ]
     path = sc.resolve(g.staffing_table)  # type: ignore[arg-type]
     points = []

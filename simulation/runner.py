@@ -207,7 +207,7 @@ def run_replication(
 
 
 def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, dict[str, float]]]:
-    """Call KPIs by intent (true), by queue (first leg's) and by priority, when there are several."""
+    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several."""
     plan, calls = rep.plan, rep.calls
     if plan is None:
         return {}

@@ -16,8 +16,9 @@ required skills, their own handle-time and patience laws, IVR time, self-service
 containment and recognition accuracy, agent groups with skills, proficiency, shifts and
 costs, staffed by head count, per interval (fractional heads allowed), from a staffing
 table or from a roster of login/logout times; wrap-up time, end-of-shift rules,
-callbacks, the routing policy file and planned events (outages, campaigns, meetings). ``load_scenario`` reads a
-file and raises :class:`~simulation.errors.ScenarioError` naming file and field.
+callbacks, the routing policy file and planned events (outages, campaigns, meetings).
+``load_scenario`` reads a file and raises :class:`~simulation.errors.ScenarioError`
+naming file and field.
 """
 
 from __future__ import annotations

@@ -193,9 +193,11 @@ def _patience(
     """Patience of the calls in ``todo`` (bool mask), by intent and priority class
     (above ``lower`` where it is finite: censored callers)."""
     out = np.full(intent.size, math.nan)
-    laws = [
-        scenario.patience_for(intents[k], int(p)) for k, p in zip(intent, priority, strict=True)
-    ] if (scenario.patience_by_priority or any(it.patience for it in intents)) else None
+    laws = (
+        [scenario.patience_for(intents[k], int(p)) for k, p in zip(intent, priority, strict=True)]
+        if (scenario.patience_by_priority or any(it.patience for it in intents))
+        else None
+    )
     groups: dict[int, tuple[object, list[int]]] = {}
     if laws is None:
         groups[0] = (scenario.patience, np.flatnonzero(todo).tolist())
@@ -347,6 +349,15 @@ def draw_plan(
     cb = scenario.callbacks
     accepts = rng.random(n) < (cb.accept_share if cb else 0.0)
     return CallPlan(
-        intents, arrival, intent, routed, handle, patience, contained, ivr, accepts, priority,
+        intents,
+        arrival,
+        intent,
+        routed,
+        handle,
+        patience,
+        contained,
+        ivr,
+        accepts,
+        priority,
         dropped,
     )

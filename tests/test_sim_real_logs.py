@@ -63,7 +63,9 @@ def test_fractional_staffing_table_keeps_agent_hours_exactly(tmp_path: Path) -> 
 
 
 def test_counts_per_interval_may_be_fractional() -> None:
-    sc = parse_scenario(base(agents=[{"counts_per_interval": [1.5, 1, 0, 2, 2, 2]}], duration_hours=3))
+    sc = parse_scenario(
+        base(agents=[{"counts_per_interval": [1.5, 1, 0, 2, 2, 2]}], duration_hours=3)
+    )
     spans = {r.index: r.spans for r in build_roster(sc)}
     assert spans[0] == ((0.0, 3600.0), (5400.0, math.inf))
     assert spans[1] == ((0.0, 900.0), (5400.0, math.inf))
@@ -118,7 +120,13 @@ def _overtime_scenario(tmp_path: Path, early: float) -> dict:
             {"name": "short", "skills": [a], "roster": [{"agent": "s", "login": 0, "logout": 120}]}
             for a in ["a"]
         ]
-        + [{"name": "late", "skills": ["a"], "roster": [{"agent": "l", "login": 600, "logout": 3600}]}],
+        + [
+            {
+                "name": "late",
+                "skills": ["a"],
+                "roster": [{"agent": "l", "login": 600, "logout": 3600}],
+            }
+        ],
         "end_of_shift": {"no_new_calls_seconds": early},
         "replications": 2,
     }
@@ -174,7 +182,9 @@ def test_a_survival_curve_is_reproduced() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(LAWS), st.lists(st.floats(0, 2000), min_size=1, max_size=30), st.integers(0, 9))
+@given(
+    st.sampled_from(LAWS), st.lists(st.floats(0, 2000), min_size=1, max_size=30), st.integers(0, 9)
+)
 def test_censored_draws_never_fall_below_the_wait(law, bounds, seed) -> None:  # type: ignore[no-untyped-def]
     lo = np.asarray(bounds)
     x = sample_above(law, np.random.default_rng(seed), lo)
@@ -197,7 +207,11 @@ def test_patience_per_intent_and_priority_class() -> None:
             intents=[
                 {"name": "a", "share": 1},
                 {"name": "vip", "share": 1, "priority": 5},
-                {"name": "b", "share": 1, "patience": {"distribution": "deterministic", "mean_seconds": 7}},
+                {
+                    "name": "b",
+                    "share": 1,
+                    "patience": {"distribution": "deterministic", "mean_seconds": 7},
+                },
             ],
             agents=[{"count": 3, "skills": ["a", "vip", "b"]}],
         )
@@ -210,7 +224,9 @@ def test_patience_per_intent_and_priority_class() -> None:
 # -- replay columns -------------------------------------------------------------------
 
 
-def replay(tmp_path: Path, rows: str, extra: str = "", agents: str = "[{count: 1, skills: [a, b]}]"):  # type: ignore[no-untyped-def]
+def replay(
+    tmp_path: Path, rows: str, extra: str = "", agents: str = "[{count: 1, skills: [a, b]}]"
+):  # type: ignore[no-untyped-def]
     write(tmp_path, "log.csv", rows)
     return load_scenario(
         write(
@@ -230,7 +246,9 @@ def test_censored_patience_column_is_a_lower_bound(tmp_path: Path) -> None:
     assert (plan.patience >= 300 + plan.arrival).all()
 
 
-def test_a_fully_given_patience_column_warns_that_replications_are_identical(tmp_path: Path) -> None:
+def test_a_fully_given_patience_column_warns_that_replications_are_identical(
+    tmp_path: Path,
+) -> None:
     head = "arrival_time,intent,handle_seconds,patience_seconds\n0,a,100,\n"
     rows = head + "".join(f"{k},a,10,{10 * k}\n" for k in range(1, 20))
     res = run_scenario(replay(tmp_path, rows), workers=1)
@@ -261,7 +279,9 @@ def test_calls_no_agent_can_serve_are_an_error_not_silence(tmp_path: Path) -> No
 
 def test_calls_left_waiting_after_the_last_logout_are_counted(tmp_path: Path) -> None:
     rows = "arrival_time,intent,handle_seconds\n0,a,100\n10,a,100\n"
-    sc = replay(tmp_path, rows, agents="[{skills: [a], roster: [{agent: x, login: 0, logout: 50}]}]")
+    sc = replay(
+        tmp_path, rows, agents="[{skills: [a], roster: [{agent: x, login: 0, logout: 50}]}]"
+    )
     sc = sc.model_copy(update={"patience": None})
     res = run_scenario(sc, workers=1)
     assert res.summary["unserved"]["mean"] == 1 and res.summary["answered"]["mean"] == 1
@@ -274,7 +294,9 @@ def test_replay_calls_after_the_horizon_are_an_error_or_counted(tmp_path: Path) 
         run_scenario(replay(tmp_path, rows), workers=1)
     assert err.value.field == "duration_hours"
     sc = replay(tmp_path, rows, "")
-    sc = sc.model_copy(update={"arrivals": sc.arrivals.model_copy(update={"drop_after_horizon": True})})
+    sc = sc.model_copy(
+        update={"arrivals": sc.arrivals.model_copy(update={"drop_after_horizon": True})}
+    )
     res = run_scenario(sc, workers=1)
     assert res.summary["offered"]["mean"] == 1 and any("left out" in w for w in res.warnings)
 
