@@ -1,6 +1,6 @@
 """Write a realistic synthetic call log (simulation.synthetic) for trying the planner's path.
 
-    .venv/bin/python scripts/make_call_log.py --days 28 --out out/calls.csv
+.venv/bin/python scripts/make_call_log.py --days 28 --out out/calls.csv
 """
 
 from __future__ import annotations

@@ -89,7 +89,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"# Fitted by `ivr fit` from {args.calls} ({calls.size:,} calls). Evidence, intervals\n"
         f"# and what the scenario does not hold: {report_dir / 'fit_report.json'}\n"
     )
-    out.write_text(header + yaml.safe_dump(result.scenario, sort_keys=False, default_flow_style=None, width=100), encoding="utf-8")
+    out.write_text(
+        header
+        + yaml.safe_dump(result.scenario, sort_keys=False, default_flow_style=None, width=100),
+        encoding="utf-8",
+    )
     report = clean_json(result.report)
     (report_dir / "fit_report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     if not args.no_charts:
