@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SyntheticCentre", "generate_calls"]
+__all__ = ["SyntheticCentre", "generate_calls", "holiday_dates"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class SyntheticCentre:
     close_hour: float = 20.0
     weekday_factor: tuple[float, ...] = (1.15, 1.0, 0.95, 0.95, 1.05, 0.55, 0.0)
     trend_per_week: float = 0.01
-    holidays: tuple[int, ...] = (10,)  # day offsets with a tenth of the traffic
+    holidays: tuple[int, ...] = (10, 45)  # day offsets with a tenth of the traffic
     day_noise_cv: float = 0.08
     vip_share: float = 0.15  # priority 1, served first
     business_share: float = 0.3
@@ -47,6 +47,14 @@ class SyntheticCentre:
     staffing_beta: float = 0.6  # agents = load + beta * sqrt(load) - absences
     interval_minutes: int = 30
     seed: int = 1
+
+
+def holiday_dates(c: SyntheticCentre) -> list[str]:
+    """The centre's holidays within its days, as YYYY-MM-DD."""
+    from datetime import date, timedelta
+
+    first = date(1970, 1, 1) + timedelta(days=c.first_day)
+    return [(first + timedelta(days=d)).isoformat() for d in c.holidays if d < c.days]
 
 
 def _profile(h: np.ndarray, c: SyntheticCentre) -> np.ndarray:
