@@ -55,6 +55,11 @@ _LARGE_MIN_TOTAL = 50
 _GATE_MAX_EXAMPLES = 2000  # similarity gate for flow-sized example sets
 _SMALL_TEMPERATURE = 4.0  # softmax temperature when there is too little data to fit one
 _GATE_LOW, _GATE_HIGH = 0.10, 0.40  # cosine similarity: no resemblance .. clear resemblance
+# The same for meaning (word-piece vectors of content words, :meth:`PieceVectors.content_vector`):
+# on the test fixtures' flows, off-topic speech reaches at most 0.45 and the
+# in-scope phrasings at least 0.55.
+_MEANING_LOW, _MEANING_HIGH = 0.50, 0.70
+_MEANING_SHARPNESS = 20.0  # softmax over intents of (best cosine x this)
 _MIN_CONFIDENCE = 1e-3
 _OVR_GROUP = 80  # classes fitted per liblinear call (see _fit_ovr)
 # Scale of the word-vector block against the TF-IDF blocks (each of unit length):
@@ -325,6 +330,13 @@ class LinearRecognizer:
             in_scope = [t for t, k in zip(texts, y, strict=True) if k != self._oos]
             # May a content-free answer ("yes", "hello") match at all? Only if some example is one.
             self._content_free_ok = any(not gate_features(t) for t in in_scope)
+            # Paraphrases sharing no content word with any example ("I need to speak
+            # with someone" for "talk to a person") are judged on meaning instead.
+            vectors = piece_vectors()
+            meaning = [(vectors.content_vector(t), k) for t, k in zip(texts, y, strict=True)]
+            meaning = [(v, k) for v, k in meaning if v.any()]
+            self._meaning_t = np.array([v for v, _ in meaning], dtype=np.float32).T
+            self._meaning_class = np.array([k for _, k in meaning], dtype=np.int64)
             vectorizer = TfidfVectorizer(
                 analyzer=gate_features, sublinear_tf=True, dtype=np.float32
             )
@@ -362,11 +374,27 @@ class LinearRecognizer:
         """Calibrated probability of each class in :attr:`classes` (zeros if nothing usable)."""
         prepared = prepare(text)
         p = self.ungated_probabilities(prepared)
-        if p is None:
-            return np.zeros(len(self.classes))
-        if self.gated:
-            p = p * self._gate(prepared)
-        return p
+        if not self.gated:
+            return np.zeros(len(self.classes)) if p is None else p
+        gate = self._gate(prepared)
+        if gate < 1.0 and gate_features(prepared):
+            by_meaning = self._by_meaning(prepared)
+            if by_meaning is not None and by_meaning[1] > gate:
+                return by_meaning[0] * by_meaning[1]
+        return np.zeros(len(self.classes)) if p is None else p * gate
+
+    def _by_meaning(self, prepared: str) -> tuple[np.ndarray, float] | None:
+        """Probabilities from the closest example of each class by meaning, and their gate.
+
+        None when the model has no such examples (they are all content-free).
+        """
+        if not len(self._meaning_class):
+            return None
+        sims = piece_vectors().content_vector(prepared) @ self._meaning_t
+        best = np.full(len(self.classes), -1.0)
+        np.maximum.at(best, self._meaning_class, sims)
+        gate = float(np.clip((best.max() - _MEANING_LOW) / (_MEANING_HIGH - _MEANING_LOW), 0, 1))
+        return _softmax(np.where(best > -1.0, best, -np.inf) * _MEANING_SHARPNESS), gate
 
     def ungated_probabilities(self, prepared: str) -> np.ndarray | None:
         """Softmax of the SVM scores for a :func:`prepare`-d utterance; None if no feature fires."""
