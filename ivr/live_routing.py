@@ -147,6 +147,16 @@ class LiveRouting:
                     language=route.get("language"), priority=int(route.get("priority", 0)),
                     context={**route.get("context", {}), "caller": session.data.get("caller"),
                              "called": session.data.get("called")})
+        return self._enter(call, now)
+
+    def admit(self, call_id: str, queue: str, language: str | None, context: dict[str, Any],
+              now: dt.datetime) -> list[Effect]:
+        """A call on the safe path enters ``queue`` with no skill requirement (a no-op when
+        the router already holds it)."""
+        return self._enter(Call(id=call_id, queue=queue, skills={}, language=language,
+                                priority=0, context=dict(context)), now)
+
+    def _enter(self, call: Call, now: dt.datetime) -> list[Effect]:
         with self.state.update() as router:
             if call.id in router.calls:  # the same route twice (e.g. a replayed step)
                 return []
@@ -190,14 +200,36 @@ class LiveRouting:
                 decisions = router.reject(call_id, agent_id, t)
             return self._effects(router, decisions)
 
+    def assignment(self, call_id: str, agent_id: str) -> str | None:
+        """Where the call stands with this agent: ``reserved``, ``connected`` (accepted,
+        through the API or by picking up), ``completed`` (the agent already closed it,
+        possibly before the caller was bridged), or None (not theirs)."""
+        def held(router: Router) -> str | None:
+            call = router.calls.get(call_id)
+            if call is None:
+                return ""
+            if call.agent_id == agent_id and call.state.value in ("reserved", "connected"):
+                return str(call.state.value)
+            return None
+
+        found = self.state.query(held)
+        if found != "":
+            return found
+        last = next((d for d in reversed(self.state.decisions(call_id))
+                     if d.get("kind") in ("completed", "abandoned")), None)
+        ok = last is not None and last["kind"] == "completed" and last["agent_id"] == agent_id
+        return "completed" if ok else None
+
     def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
-        """The agent picked up (the whisper was requested): the reservation is accepted."""
+        """The agent picked up (the whisper was requested): the reservation is accepted.
+        True as well when this agent already accepted or completed it through the API."""
         with self.state.update() as router:
             call = router.calls.get(call_id)
-            if call is None or call.agent_id != agent_id or call.state.value != "reserved":
-                return call is not None and call.state.value == "connected"
-            router.accept(call_id, agent_id, now.timestamp())
-            return True
+            if call is not None and call.agent_id == agent_id and \
+                    call.state.value == "reserved":
+                router.accept(call_id, agent_id, now.timestamp())
+                return True
+        return self.assignment(call_id, agent_id) in ("connected", "completed")
 
     def agent_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
                         ) -> tuple[bool, list[Effect]]:
@@ -224,6 +256,10 @@ class LiveRouting:
         with self.state.update() as router:
             t = now.timestamp()
             if action == "accept":
+                call = router.calls.get(call_id)
+                if call is not None and call.agent_id == agent_id and \
+                        call.state.value == "connected":
+                    return []  # already accepted (picked up, or the same request again)
                 router.accept(call_id, agent_id, t)
                 return []
             decisions = router.reject(call_id, agent_id, t)
