@@ -15,6 +15,7 @@ from ivr.counters import snapshot
 from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.live_routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
+from ivr.outbox import MemoryOutbox, Outbox, SQLiteOutbox
 from ivr.roster import AgentSpec, load_roster
 from ivr.routing_state import MemoryRoutingState, RoutingState, SQLiteRoutingState
 from ivr.store import MemoryStore, SQLiteStore, Store
@@ -93,8 +94,10 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     else:
         log.warning("TWILIO_ACCOUNT_SID is not set: calls are routed, but reserved agents "
                     "cannot be connected until it is")
+    outbox: Outbox = (SQLiteOutbox(store.connection) if isinstance(store, SQLiteStore)
+                      else MemoryOutbox())
     return LiveRouting(state, telephony, settings.public_url,
-                       timezone=registry.default().spec.timezone)
+                       timezone=registry.default().spec.timezone, outbox=outbox, clock=clock)
 
 
 def _make_store(settings: Settings) -> Store:
@@ -173,5 +176,8 @@ def _background(app: Flask, settings: Settings) -> Callable[[], None]:
                 every(settings.reload_interval_s, reload, "flow-reload")
             if settings.routing_tick_s > 0:
                 every(settings.routing_tick_s, tick, "routing-tick")
+                routing.background = True  # from now on webhooks only wake the sender
+                threading.Thread(target=routing.sender_loop, args=(threading.Event(),),
+                                 name="ivr-outbox", daemon=True).start()
 
     return ensure
