@@ -12,8 +12,8 @@ from fake_twilio import FakeTwilioAPI
 from test_live_routing import AGENT_AUTH, Center, redirect_target
 
 from ivr.counters import snapshot
-from ivr.outbox import Intent, MemoryOutbox, SQLiteOutbox
-from ivr.store import SQLiteStore
+from ivr.live.calls_store import SQLiteStore
+from ivr.live.outbox import Intent, MemoryOutbox, SQLiteOutbox
 
 
 def give_up(routing, limit_s: float = 10.0) -> None:

@@ -6,7 +6,7 @@ Each intent has an idempotency key (call, agent, decision number): recording the
 decision twice keeps one row, and a row is claimed by one sender at a time, so Twilio is
 asked once per decision. A send has a short timeout and a few tries with backoff; after
 the last failed try the sender hands the intent back to the router
-(:meth:`ivr.live_routing.LiveRouting.telephony_failed`), which returns the call to the
+(:meth:`ivr.live.routing.LiveRouting.telephony_failed`), which returns the call to the
 head of its queue without penalising the agent.
 """
 
