@@ -305,3 +305,16 @@ def test_the_last_resort_handler_enqueues_with_an_apology_not_a_hangup(center, m
     end = doc.find("Enqueue").get("action")
     r = signed(center.client, end, {"CallSid": sid, "QueueResult": "system-error"}, base=PUBLIC)
     assert ET.fromstring(r.data).find("Hangup") is not None  # no fallback number: counted
+
+
+# ---------------------------------------------------------------- 15: trust levels
+
+
+def test_whisper_and_screen_pop_say_caller_id_is_only_recognised(center):
+    center.agent("bob", {"cards": 5}, "client:bob")
+    sid = center.call(["2"])  # James, recognised by caller ID, not verified
+    offer = center.client.get("/agents/bob/offers", headers=AGENT_AUTH).json["offers"][0]
+    assert offer["context"]["trust"] == "recognised"
+    doc = center.twilio(f"/voice/whisper?call={sid}&agent=bob", {"CallSid": "CA" + "9" * 32})
+    text = doc.find("Say").text
+    assert "Recognised by caller ID only, not verified." in text and "Identity verified" not in text

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import LegEnded, Session
 from ivr.engine.core import GENERAL_QUEUE
+from ivr.engine.trust import WHISPER, trust_level
 from ivr.live.routing import minutes_phrase
 from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
 from ivr.web.errors import BadRequest
@@ -154,8 +155,8 @@ def whisper_text(context: dict[str, Any], queue: str) -> str:
         name = f"{customer.get('first_name', '')} {customer.get('last_name', '')}".strip()
         tier = customer.get("tier")
         parts.append(f"{name}, {tier} customer." if tier else f"{name}.")
-    if context.get("verified") is True or context.get("identified_by"):
-        parts.append("Identity verified.")
+    parts.append(WHISPER[context.get("trust") if context.get("trust") in WHISPER
+                         else trust_level(context)])
     if context.get("intent"):
         parts.append(f"Reason: {str(context['intent']).replace('_', ' ')}.")
     nlu = context.get("nlu")
