@@ -168,8 +168,10 @@ def test_callers_reach_agents_while_twilios_api_refuses_hangs_and_fails(tmp_path
     stranded = set(sids) - twilio.bridged
     slow = [t for t in twilio.timings if t[2] > 5.0]
     errors = [t for t in twilio.timings if t[1] >= 500]
+    safe_paths = log_text.count('"safe path: general queue"')
     print(f"callers {callers}, bridged {len(twilio.bridged)}, webhooks {len(twilio.timings)}, "
-          f"slowest {max(t[2] for t in twilio.timings):.2f}s, refused {api.refused}")
+          f"slowest {max(t[2] for t in twilio.timings):.2f}s, refused {api.refused}, "
+          f"safe paths {safe_paths}")
     assert not stranded, f"{len(stranded)} stranded"
     assert not slow and not errors, (slow[:5], errors[:5])
     assert not benched, f"benched for Twilio's fault: {sorted(set(benched))}"
