@@ -113,6 +113,12 @@ class SQLiteOutbox:
         return rows
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
+        due = self._connect().execute(  # a read first: an idle sender takes no write lock
+            "SELECT 1 FROM outbox WHERE (state = 'pending' AND due_at <= ?) OR "
+            "(state = 'sending' AND claimed_at < ?) LIMIT 1",
+            (now, now - CLAIM_TTL_S)).fetchone()
+        if due is None:
+            return []
         rows = self._write(
             "UPDATE outbox SET state = 'sending', claimed_at = ? WHERE key IN ("
             "SELECT key FROM outbox WHERE (state = 'pending' AND due_at <= ?) OR "
