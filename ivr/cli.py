@@ -59,8 +59,8 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from ivr.routing_state import SQLiteRoutingState
-    from ivr.store import SQLiteStore
+    from ivr.live.calls_store import SQLiteStore
+    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.web.settings import Settings
     from routing import Decision
     from routing.cli import format_decision
@@ -148,7 +148,7 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
     from ivr.console import ConsoleTelephony, FlaskTransport, TwimlCaller
     from ivr.flows import load_flow
     from ivr.flows.registry import FlowRegistry
-    from ivr.store import MemoryStore
+    from ivr.live.calls_store import MemoryStore
     from ivr.web import create_app, utc_now
     from ivr.web.settings import Settings
 
@@ -254,12 +254,15 @@ def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     g.set_defaults(func=_flows_graph)
     s = fs.add_parser("schema", help="print the flow file JSON Schema (for editors)")
     s.set_defaults(func=_flows_schema)
+    from ivr.flows.versions_cli import add_version_commands
+
+    add_version_commands(fs)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
 def _flows_check(args: argparse.Namespace) -> int:
     from ivr.flows import load_flow, load_flows
-    from ivr.live_routing import check_policy_file
+    from ivr.live.routing import check_policy_file
 
     problems: list[str] = []
     ok: list[str] = []
