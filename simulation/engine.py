@@ -161,9 +161,7 @@ def simulate_plan(
     closed = [False] * len(intents)  # per intent: its queue is closed (outage)
 
     n_agents = len(roster)
-    busy_start: list[float] = []
-    busy_end: list[float] = []
-    busy_agent: list[int] = []
+    busy: list[tuple[float, float, int]] = []  # (start, end, agent) of talk + wrap-up
     login_start: list[float] = []
     login_end: list[float] = []
     login_agent: list[int] = []
@@ -181,11 +179,7 @@ def simulate_plan(
     away = [False] * n_agents  # called away by a process (meeting)
 
     enqueue, complete, next_deadline = router.enqueue, router.complete, router.next_deadline
-    add_busy_start, add_busy_end, add_busy_agent = (
-        busy_start.append,
-        busy_end.append,
-        busy_agent.append,
-    )
+    add_busy = busy.append
     # hot-path state shared by the handlers lives in small lists (no nonlocal)
     tick_at = [inf]
     counters = [0, 0.0]  # events handled, time of the last one
@@ -302,9 +296,7 @@ def simulate_plan(
         on_call[a] = -1
         pairs, w = complete(c, a, now)
         handled[c] += now - talk_start[a] + w
-        add_busy_start(talk_start[a])
-        add_busy_end(now + w)
-        add_busy_agent(a)
+        add_busy((talk_start[a], now + w, a))
         busy_until[a] = now + w
         if leaving[a]:
             close_login(a, now + w if now + w > shift_end[a] or away[a] else shift_end[a])
@@ -495,6 +487,7 @@ def simulate_plan(
             shift_end[a] = min(shift_end[a], end)
             close_login(a, end)
     ot = np.asarray(overtime, dtype=float).reshape(-1, 3)
+    bs = np.asarray(busy, dtype=float).reshape(-1, 3)
 
     records = CallRecords(
         arrival=np.asarray(arrival),
@@ -512,9 +505,9 @@ def simulate_plan(
         priority=np.asarray(priority, dtype=np.int64),
     )
     spans = AgentSpans(
-        busy_start=np.asarray(busy_start),
-        busy_end=np.asarray(busy_end),
-        busy_agent=np.asarray(busy_agent, dtype=np.int64),
+        busy_start=bs[:, 0],
+        busy_end=bs[:, 1],
+        busy_agent=bs[:, 2].astype(np.int64),
         login_start=np.asarray(login_start),
         login_end=np.asarray(login_end),
         login_agent=np.asarray(login_agent, dtype=np.int64),
