@@ -218,9 +218,12 @@ def run_replication(
 
 
 def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, dict[str, float]]]:
-    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several."""
+    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several.
+
+    From the records, which include calls that SimPy processes added during the run.
+    """
     plan, calls = rep.plan, rep.calls
-    if plan is None:
+    if plan is None or calls.queue is None or calls.priority is None:
         return {}
     lo, hi = rep.warmup, rep.horizon
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -231,13 +234,11 @@ def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, di
     queues = list(dict.fromkeys(it.queue_name for it in plan.intents))
     if 1 < len(queues) != len(names):  # one queue per intent: the intent table says it all
         qi = np.asarray([queues.index(it.queue_name) for it in plan.intents], dtype=np.int64)
-        key = qi[plan.routed_intent] if calls.size else np.zeros(0, np.int64)
-        rows = breakdown_kpis(calls, t, lo, hi, key, len(queues))
+        rows = breakdown_kpis(calls, t, lo, hi, qi[calls.queue], len(queues))
         out["queue"] = {n: r for n, r in zip(queues, rows, strict=True) if r["offered"]}
-    prio = plan.call_priority()
-    levels = sorted(set(prio.tolist()))
+    levels = sorted(set(calls.priority.tolist()))
     if len(levels) > 1:
-        key = np.searchsorted(np.asarray(levels), prio)
+        key = np.searchsorted(np.asarray(levels), calls.priority)
         rows = breakdown_kpis(calls, t, lo, hi, key, len(levels))
         out["priority"] = {str(v): r for v, r in zip(levels, rows, strict=True) if r["offered"]}
     return out

@@ -134,6 +134,14 @@ def test_a_campaign_adds_calls_from_its_start_and_keeps_the_others() -> None:
     assert 130 < added.size < 240 and (c.intent[n:] == 0).all()
     answered = ~np.isnan(c.answered_at[n:]) | ~np.isnan(c.abandoned_at[n:])
     assert answered.all()
+    # the KPIs by class count the added calls too
+    vip = [{"name": "billing", "share": 3}, {"name": "tech", "share": 1, "priority": 1}]
+    res = run_scenario(
+        sc.model_copy(update={"intents": parse_scenario({**DAY, "intents": vip}).intents}),
+        workers=1,
+    )
+    by = res.breakdown["priority"]
+    assert by["0"]["offered"]["mean"] + by["1"]["offered"]["mean"] == res.summary["offered"]["mean"]
 
 
 def test_a_meeting_takes_agents_off_the_phones_and_back() -> None:
