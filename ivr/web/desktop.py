@@ -407,7 +407,7 @@ def token() -> Any:
         from twilio.jwt.access_token import AccessToken
         from twilio.jwt.access_token.grants import VoiceGrant
 
-        ttl = 3600
+        ttl = 600  # short-lived; the page refreshes it before it expires
         jwt = AccessToken(settings.account_sid, settings.twilio_api_key,
                           settings.twilio_api_secret, identity=me, ttl=ttl)
         jwt.add_grant(VoiceGrant(outgoing_application_sid=settings.twiml_app_sid,
