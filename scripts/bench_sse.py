@@ -126,7 +126,9 @@ def run(agents: int, calls: int, workers: int, threads: int) -> dict:
     for i in range(agents):
         users.add(f"a{i:03d}", "agent", password)
     token = secrets.token_hex(16)
-    with LoopbackServer(data, token, flows_dir=flows, workers=workers, threads=threads) as srv:
+    srv = LoopbackServer(data, token, flows_dir=flows, workers=workers, threads=threads)
+    srv.start(timeout_s=180)  # a busy machine imports slowly
+    try:
         with ThreadPoolExecutor(16) as pool:
             desks = list(pool.map(lambda i: Desk(srv.url, f"a{i:03d}", password),
                                   range(agents)))
@@ -169,6 +171,8 @@ def run(agents: int, calls: int, workers: int, threads: int) -> dict:
             else:
                 offers.append((got - t0) * 1000)
             time.sleep(0.05)
+    finally:
+        srv.stop()
     return {"agents": agents, "calls": calls, "workers": workers, "threads": threads,
             "offer_latency": summary(offers) if offers else None, "offers_missed": missed,
             "baseline_own_click_latency": summary([p for p in presence if p != float("inf")])}
