@@ -184,3 +184,22 @@ def test_warm_transfer_waits_for_the_named_agent_then_moves_the_call(floor):
     assert taken["state"] == "connected" and taken["context"]["transfers"][0]["mode"] == "warm"
     assert [w["id"] for w in ana.state()["wrap_up"]] == [sid]
     assert ben.state()["consults"] == []
+
+
+def test_router_offers_a_named_transfer_only_to_an_available_agent():
+    from routing import Agent, Call, InvalidTransitionError, Router, RoutingPolicy
+
+    router = Router(RoutingPolicy.default())
+    router.add_agent(Agent(id="a", skills={"general": 2}), 0.0)
+    router.add_agent(Agent(id="b", skills={"general": 5}), 0.0)
+    router.set_agent_state("a", "available", 1.0)
+    with pytest.raises(InvalidTransitionError, match="agent b: is offline"):
+        router.offer_to(Call(id="c1", queue="general"), "b", 2.0)
+    router.set_agent_state("b", "available", 2.0)
+    d = router.offer_to(Call(id="c1", queue="general"), "a", 3.0)  # not the best fit: named
+    assert (d.kind.value, d.agent_id, d.trigger) == ("offered", "a", "transfer")
+    assert router.calls["c1"].state.value == "reserved" and router.agents["a"].state.value == "reserved"
+    router.check_invariants()
+    router.reject("c1", "a", 4.0)  # then it is routed as usual, to the best other agent
+    assert router.calls["c1"].agent_id == "b"
+    router.check_invariants()
