@@ -18,8 +18,6 @@ from ivr.errors import IVRError
 
 KINDS = ("hold", "resume", "transfer", "consult", "consult_end", "disposition")
 DISPOSITIONS = ("resolved", "not_resolved", "follow_up")
-#: Transfer reasons when the routing policy names none.
-DEFAULT_TRANSFER_REASONS = ("misrouted", "needs_other_skill", "escalation", "caller_request")
 MAX_NOTES = 2000
 
 SCHEMA = """

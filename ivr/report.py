@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -406,10 +405,3 @@ def as_text(result: dict[str, Any]) -> str:
     lines.append("\nDefinitions:")
     lines += [f"  {k}: {v}" for k, v in result["definitions"].items()]
     return "\n".join(lines) + "\n"
-
-
-def open_sqlite(path: Any) -> sqlite3.Connection:
-    """A read connection to a store file (for ``ivr report`` without a server)."""
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,47 @@ def test_a_whole_day_in_miniature(tmp_path, browser):
         sam.get_by_role("button", name="Sign out").click()
         sam.wait_for_url("**/login")
         assert sam.goto(srv.url + "/wallboard").url.endswith("/login?next=/wallboard")
+
+
+STAND_IN_DEVICE = """
+window.Twilio = { Device: class {
+  constructor(token, options) { window.deviceToken = token; this.handlers = {}; }
+  on(name, fn) { this.handlers[name] = fn; }
+  async register() { this.handlers.registered && this.handlers.registered(); }
+  updateToken(token) { window.deviceToken = token; }
+} };
+"""
+
+
+def test_the_softphone_registers_a_device_with_a_token_for_the_agent(tmp_path, browser):
+    """The page loads the shipped SDK file; a stand-in Device replaces it here (no
+    Twilio account in tests) and must receive an access token for identity 'ana'."""
+    import jwt
+
+    token = secrets.token_hex(16)
+    data = tmp_path / "data"
+    Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection)).add(
+        "ana", "agent", PASSWORD)
+    secret = secrets.token_hex(32)
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_API_KEY": "SK" + "2" * 32,
+           "TWILIO_API_SECRET": secret, "TWILIO_TWIML_APP_SID": "AP" + "3" * 32,
+           "IVR_TWILIO_API_URL": "http://127.0.0.1:9"}
+    with LoopbackServer(data, token, flows_dir=always_open_flows(tmp_path / "flows"),
+                        workers=1, threads=8, extra_env=env) as srv:
+        context = browser.new_context()
+        sdk = []
+        context.route("**/vendor/twilio-voice-sdk/twilio.min.js", lambda route: (
+            sdk.append(route.request.url),
+            route.fulfill(body=STAND_IN_DEVICE, content_type="text/javascript")))
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.goto(srv.url + "/login")
+        page.get_by_label("Username").fill("ana")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Softphone ready (client:ana)").wait_for()
+        assert sdk, "the page must load the SDK shipped in static/vendor"
+        claims = jwt.decode(page.evaluate("window.deviceToken"), secret, algorithms=["HS256"])
+        assert claims["grants"]["identity"] == "ana"
+        assert 0 < claims["exp"] - time.time() <= 600  # short-lived
+        context.close()

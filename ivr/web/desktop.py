@@ -135,7 +135,7 @@ def enrich(view: dict[str, Any], agent_id: str, app: Any) -> dict[str, Any]:
                       "explain": explain_lines(routing, call["id"]),
                       "path": ivr_path(store, call["id"])})
     wrap = [{"id": c, "intents": flow_intents(app, store, c),
-             "intent": _original_intent(routing, floor_log, store, c),
+             "intent": _original_intent(floor_log, store, c),
              "until": view["wrap_until"].get(c)} for c in view["wrap_up"]]
     consults = [{"call_id": e.call_id, "from_agent": e.agent_id, **e.data,
                  "context": redact(_context_of(routing, e.call_id))}
@@ -187,8 +187,8 @@ def flow_intents(app: Any, store: Any, call_id: str) -> list[str]:
                    for i in n.intents})
 
 
-def _original_intent(routing: LiveRouting, floor_log: FloorLog, store: Any,
-                     call_id: str) -> str | None:
+def _original_intent(floor_log: FloorLog, store: Any, call_id: str) -> str | None:
+    """The IVR's intent of the call (kept by its first transfer)."""
     for e in floor_log.events(call_id=call_id):
         if e.kind == "transfer" and e.data.get("original_intent"):
             return str(e.data["original_intent"])
@@ -454,7 +454,7 @@ def _wrap_up(me: str, call_id: str) -> Any:
     if not in_wrap:
         return _error(f"call {call_id} is not in your wrap-up", 409)
     now = _now().timestamp()
-    original = _original_intent(_routing(), _floor_log(), store, call_id)
+    original = _original_intent(_floor_log(), store, call_id)
     _floor_log().add(FloorEvent(call_id, me, now, "disposition", {
         "disposition": disposition, "intent": original, "corrected_intent": corrected,
         "notes": notes}))
