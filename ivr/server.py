@@ -14,8 +14,6 @@ from ivr.web import INSECURE_BANNER, create_app
 from ivr.web.settings import Settings, check_tokens
 
 log = logging.getLogger("ivr.server")
-#: Request threads per worker process.
-THREADS = 8
 #: A worker silent this long is restarted; kept below Twilio's 15 s webhook budget.
 WORKER_TIMEOUT_S = 10
 
@@ -35,7 +33,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, host: str, port: int, workers: int,
-          log_level: str = "info") -> int:
+          log_level: str = "info", threads: int = 64) -> int:
     """Validate the flows, then serve until stopped. Returns a process exit code."""
     configure_logging(log_level)
     check_tokens(settings)
@@ -50,11 +48,12 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     _Server(app, {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "preload_app": True,  # flows validated once, before any worker forks
-        # Threads, not one request per process: a slow client holds one thread while the
-        # worker's other threads and its heartbeat go on (see the README's "Slow clients").
+        # Threads, not one request per process: each open page holds a Server-Sent
+        # Events stream, so workers x threads bounds the pages served at once.
         "worker_class": "gthread",
-        "threads": THREADS,
+        "threads": threads,
+        # A slow client holds one thread, never a worker (README, "Slow clients").
+        "preload_app": True,  # flows validated once, before any worker forks
         "timeout": WORKER_TIMEOUT_S,  # below Twilio's 15 s webhook budget
         "keepalive": 2,
         "graceful_timeout": 5,

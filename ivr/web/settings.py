@@ -35,6 +35,11 @@ class Settings:
     reload_interval_s: float = 2.0
     routing_tick_s: float = 1.0
     max_request_bytes: int = 64 * 1024
+    twilio_api_key: str | None = None  # softphone access tokens (with the two below)
+    twilio_api_secret: str | None = None
+    twiml_app_sid: str | None = None
+    secret_key: str | None = None  # signs session cookies; else kept in data_dir
+    session_hours: float = 12.0  # a signed-in session expires after this long
     #: Dialled when even the safe path's queue fails (``IVR_FALLBACK_NUMBER``, E.164).
     fallback_number: str | None = None
     #: Host names a request may carry when no public URL is set (``IVR_ALLOWED_HOSTS``).
@@ -63,6 +68,10 @@ class Settings:
                           ("IVR_TWILIO_API_URL", "twilio_api_url"),
                           ("IVR_DEFAULT_FLOW", "default_flow"),
                           ("IVR_HOLD_MUSIC_URL", "hold_music_url"),
+                          ("IVR_SECRET_KEY", "secret_key"),
+                          ("TWILIO_API_KEY", "twilio_api_key"),
+                          ("TWILIO_API_SECRET", "twilio_api_secret"),
+                          ("TWILIO_TWIML_APP_SID", "twiml_app_sid"),
                           ("IVR_FALLBACK_NUMBER", "fallback_number")):
             if env.get(var):
                 values[name] = env[var]
