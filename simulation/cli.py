@@ -412,3 +412,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--max-abandon", type=_share, default=None, help="highest abandonment rate")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_erlang)
+
+    from simulation.planning_cli import add_planning_commands
+
+    add_planning_commands(subparsers)
