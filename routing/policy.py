@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from routing.errors import PolicyError, UnknownQueueError
 from routing.models import MAX_LEVEL, MIN_LEVEL, Requirement
+from routing.textfile import NotUTF8Error, read_utf8
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -310,9 +311,11 @@ def load_policy(path: str | Path) -> RoutingPolicy:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as err:
         raise PolicyError([f"{source}: cannot read the file ({err.strerror})"]) from None
+    except NotUTF8Error as err:
+        raise PolicyError([str(err)]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from simulation.distributions import sample
-from simulation.errors import ScenarioError
+from routing.textfile import NotUTF8Error, open_utf8_text
+from simulation.errors import ScenarioError, SimulationError
 from simulation.scenario import Intent, Scenario
 
 __all__ = ["CallPlan", "arrival_rates_per_interval", "draw_plan", "read_call_log"]
@@ -92,9 +93,11 @@ def read_call_log(path: Path) -> dict[str, np.ndarray]:
     """Read a call-log CSV into arrays: arrival, intent names, handle, patience (nan = none)."""
     where = str(path)
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = open_utf8_text(path)
     except OSError as exc:
         raise ScenarioError(where, "", f"cannot read call log: {exc.strerror}") from None
+    except NotUTF8Error as exc:
+        raise SimulationError(str(exc)) from None
     with handle:
         reader = csv.DictReader(handle)
         cols = set(reader.fieldnames or ())

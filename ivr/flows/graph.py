@@ -205,3 +205,8 @@ def _layers(g: nx.MultiDiGraph, start: str, nodes: Iterable[str]) -> list[list[s
     for n, d in depth.items():
         layers.setdefault(d, []).append(n)
     return [layers[d] for d in sorted(layers)]
+
+
+def render_svg(flow: "Flow") -> str:
+    """The flow drawn as a standalone SVG document."""
+    return to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)

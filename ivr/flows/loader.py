@@ -29,6 +29,7 @@ from ivr.flows.models import (
     SubflowNode,
 )
 from ivr.nlu import IntentRecognizer, build_recognizer
+from routing.textfile import NotUTF8Error, open_utf8_text, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Flow:
 def _parse(path: Path) -> tuple[FlowSpec, str]:
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise FlowError([f"{where}: cannot read: {exc.strerror}"]) from None
+    except NotUTF8Error as exc:
+        raise FlowError([str(exc)]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -291,7 +294,7 @@ def _examples(node: AskNode, base: Path) -> tuple[dict[str, list[str]], list[str
         return examples, []
     path = base / node.examples_csv
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with open_utf8_text(path) as fh:
             reader = csv.DictReader(fh)
             if not {"text", "category"} <= set(reader.fieldnames or []):
                 return examples, [f"examples_csv: {node.examples_csv} needs a header "
@@ -304,6 +307,8 @@ def _examples(node: AskNode, base: Path) -> tuple[dict[str, list[str]], list[str
                     unknown.add(row["category"])
     except OSError as exc:
         return examples, [f"examples_csv: cannot read {node.examples_csv}: {exc.strerror}"]
+    except NotUTF8Error as exc:
+        return examples, [f"examples_csv: {exc}"]
     if unknown:
         return examples, [f"examples_csv: categories without an intent in this ask: "
                           f"{', '.join(sorted(unknown)[:10])}"]
