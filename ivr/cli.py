@@ -103,8 +103,8 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from ivr.routing_state import SQLiteRoutingState
-    from ivr.store import SQLiteStore
+    from ivr.live.calls_store import SQLiteStore
+    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.web.settings import Settings
     from routing import Decision
     from routing.cli import format_decision
@@ -200,7 +200,7 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
           stdout: TextIO | None = None) -> int:
     from ivr.console import ConsoleTelephony, FlaskTransport, TwimlCaller
     from ivr.flows.registry import FlowRegistry
-    from ivr.store import MemoryStore, SQLiteStore, Store
+    from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
     from ivr.web import create_app, utc_now
     from ivr.web.settings import Settings
 
@@ -270,7 +270,7 @@ def agent_namer(flows_dir: Path) -> Callable[[str], str]:
     """``contact -> 'agent_id (contact)'`` from the folder's roster, phone numbers masked as
     in the logs (``farid (+*********88)``); an unknown contact is only masked."""
     from ivr.logs import redact_phone
-    from ivr.roster import load_roster
+    from ivr.live.roster import load_roster
 
     try:
         by_contact = {a.contact: a.id for a in load_roster(flows_dir)}
@@ -335,7 +335,7 @@ def load_checked(path: Path) -> tuple[dict[str, Any], list[str]]:
     problem: the flows, and the routing policy and roster beside them checked against
     those flows. ``ivr flows check`` reports exactly this."""
     from ivr.flows import load_flow, load_flows
-    from ivr.live_routing import check_policy_file
+    from ivr.live.routing import check_policy_file
 
     if path.is_dir():
         flows, problems = load_flows(path)
@@ -359,8 +359,8 @@ def load_checked(path: Path) -> tuple[dict[str, Any], list[str]]:
 def _roster_problems(folder: Path) -> list[str]:
     """The roster's own problems when there is no routing.yaml (check_policy_file covers
     it otherwise)."""
-    from ivr.live_routing import POLICY_FILE
-    from ivr.roster import load_roster
+    from ivr.live.routing import POLICY_FILE
+    from ivr.live.roster import load_roster
 
     if (folder / POLICY_FILE).is_file():
         return []
@@ -373,8 +373,8 @@ def _roster_problems(folder: Path) -> list[str]:
 
 def checked_summary(folder: Path, flows: Mapping[str, Any]) -> str:
     """What a check covered: flows, routing policy and roster of ``folder``."""
-    from ivr.live_routing import POLICY_FILE
-    from ivr.roster import ROSTER_FILE, load_roster
+    from ivr.live.routing import POLICY_FILE
+    from ivr.live.roster import ROSTER_FILE, load_roster
 
     policy = folder / POLICY_FILE
     if policy.is_file():

@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 
 from ivr.console import FlaskTransport, TwimlCaller
-from ivr.store import MemoryStore
+from ivr.live.calls_store import MemoryStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
 

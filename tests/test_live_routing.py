@@ -13,7 +13,7 @@ from conftest import FLOWS, KNOWN_CALLER, OPEN, call_sid
 from fake_twilio import FakeTwilioAPI
 
 from ivr.console import FlaskTransport, TwimlCaller, sign
-from ivr.store import MemoryStore
+from ivr.live.calls_store import MemoryStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
 

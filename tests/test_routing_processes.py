@@ -8,8 +8,8 @@ from pathlib import Path
 
 from conftest import FLOWS
 
-from ivr.routing_state import SQLiteRoutingState
-from ivr.store import SQLiteStore
+from ivr.live.calls_store import SQLiteStore
+from ivr.live.routing_store import SQLiteRoutingState
 from routing import Agent, AgentState, Call, load_policy
 
 POLICY = load_policy(FLOWS / "routing.yaml")

@@ -13,7 +13,7 @@ import pytest
 from conftest import CLOSED, FLOWS, KNOWN_CALLER, OPEN, Phone, call_sid
 
 from ivr.console import FlaskTransport, sign
-from ivr.store import MemoryStore, SQLiteStore
+from ivr.live.calls_store import MemoryStore, SQLiteStore
 from ivr.web import create_app
 from ivr.web.settings import Settings
 

@@ -14,11 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
-from ivr.live_routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
-from ivr.roster import AgentSpec, load_roster
-from ivr.routing_state import MemoryRoutingState, RoutingState, SQLiteRoutingState
-from ivr.store import MemoryStore, SQLiteStore, Store
-from ivr.telephony import NoTelephony, Telephony, TwilioTelephony
+from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
+from ivr.live.roster import AgentSpec, load_roster
+from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
+from ivr.live.routing_store import MemoryRoutingState, RoutingState, SQLiteRoutingState
+from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
 from ivr.web.settings import Settings
 
 log = logging.getLogger("ivr.web")

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import LegEnded, Session
 from ivr.engine.core import GENERAL_QUEUE
-from ivr.live_routing import minutes_phrase
+from ivr.live.routing import minutes_phrase
 from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
 from ivr.web.security import twilio_signature_required
 from ivr.web.voice import (

@@ -29,8 +29,8 @@ from ivr.engine import (
 )
 from ivr.flows.loader import Flow
 from ivr.flows.registry import FlowRegistry
-from ivr.live_routing import Effect, LiveRouting
-from ivr.store import Store
+from ivr.live.calls_store import Store
+from ivr.live.routing import Effect, LiveRouting
 from ivr.twiml import Links, apology, empty, hang_up, render
 from ivr.web.security import twilio_signature_required
 from routing import RoutingError

@@ -25,9 +25,9 @@ from ivr.engine.session import Session
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow
 from ivr.flows.models import RouteNode
-from ivr.roster import load_roster
-from ivr.routing_state import RoutingState
-from ivr.telephony import Telephony, TelephonyError
+from ivr.live.roster import load_roster
+from ivr.live.routing_store import RoutingState
+from ivr.live.telephony import Telephony, TelephonyError
 from routing import (
     Call,
     Decision,
