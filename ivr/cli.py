@@ -269,8 +269,8 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
 def agent_namer(flows_dir: Path) -> Callable[[str], str]:
     """``contact -> 'agent_id (contact)'`` from the folder's roster, phone numbers masked as
     in the logs (``farid (+*********88)``); an unknown contact is only masked."""
-    from ivr.logs import redact_phone
     from ivr.live.roster import load_roster
+    from ivr.logs import redact_phone
 
     try:
         by_contact = {a.contact: a.id for a in load_roster(flows_dir)}
@@ -359,8 +359,8 @@ def load_checked(path: Path) -> tuple[dict[str, Any], list[str]]:
 def _roster_problems(folder: Path) -> list[str]:
     """The roster's own problems when there is no routing.yaml (check_policy_file covers
     it otherwise)."""
-    from ivr.live.routing import POLICY_FILE
     from ivr.live.roster import load_roster
+    from ivr.live.routing import POLICY_FILE
 
     if (folder / POLICY_FILE).is_file():
         return []
@@ -373,8 +373,8 @@ def _roster_problems(folder: Path) -> list[str]:
 
 def checked_summary(folder: Path, flows: Mapping[str, Any]) -> str:
     """What a check covered: flows, routing policy and roster of ``folder``."""
-    from ivr.live.routing import POLICY_FILE
     from ivr.live.roster import ROSTER_FILE, load_roster
+    from ivr.live.routing import POLICY_FILE
 
     policy = folder / POLICY_FILE
     if policy.is_file():

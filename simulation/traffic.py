@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulation.distributions import sample
 from routing.textfile import NotUTF8Error, open_utf8_text
+from simulation.distributions import sample
 from simulation.errors import ScenarioError, SimulationError
 from simulation.scenario import Intent, Scenario
 
