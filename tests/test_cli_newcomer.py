@@ -4,6 +4,7 @@ gets one clear line and exit 2 (1 for an invalid flow), and nothing ends in a tr
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import shutil
 import subprocess
@@ -290,3 +291,45 @@ def test_a_call_recorded_with_data_dir_is_explained_by_route_explain(tmp_path, c
     assert main(["route", "explain", call_id, "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert f"call {call_id} [sales] offered to agent farid (enqueue)" in out
+
+
+def test_the_agent_hears_the_callers_purpose_never_a_language_choice():
+    r = run_cli("call", "flows/bank.yaml", "--at", "2026-11-23T10:00:00-05:00",
+                stdin="1\nagent\n")  # an unknown caller picks English, then asks for a person
+    assert r.returncode == 0, r.stderr
+    assert "[agent hears] general call. Reason: asked for an agent." in r.stdout
+    assert "Reason: english" not in r.stdout and '"intent"' not in r.stdout
+
+
+def test_the_bank_speaks_each_language_segment_with_its_own_voice(tmp_path, capsys):
+    """Rendered by the twilio library through the real app: one <Say> per language."""
+    import xml.etree.ElementTree as ET
+
+    from ivr.console import FlaskTransport  # signs requests like Twilio
+    from ivr.flows.registry import FlowRegistry
+    from ivr.live.calls_store import MemoryStore
+    from ivr.web import create_app
+    from ivr.web.settings import Settings
+
+    at = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.timezone.utc)
+    app = create_app(Settings(flows_dir=FLOWS, store="memory", auth_token="t" * 32,
+                              public_url="http://localhost", reload_interval_s=0,
+                              routing_tick_s=0),
+                     store=MemoryStore(), registry=FlowRegistry.open(FLOWS), clock=lambda: at)
+    status, body = FlaskTransport(app, "t" * 32).post("/voice/incoming", {
+        "CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "0" * 32, "From": "+15005550006",
+        "To": "+14155550100", "Direction": "inbound", "CallStatus": "in-progress"})
+    assert status == 200
+    says = [(s.get("language"), s.get("voice"), s.text) for s in ET.fromstring(body).iter("Say")]
+    assert says == [
+        ("en-US", "Polly.Joanna", "Thank you for calling Acme Bank."),
+        ("es-US", "Polly.Lupe", "Gracias por llamar a Acme Bank."),
+        ("en-US", "Polly.Joanna", "For English, press 1 or say English."),
+        ("es-US", "Polly.Lupe", "Para español, oprima 2 o diga español."),
+    ]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("languages: {en: {voice: Polly.Joanna, locale: en-US}}\nstart: hi\nnodes:\n"
+                   "  hi: {type: hangup, text: [{en: Hello}, {fr: Bonjour}]}\n")
+    assert main(["flows", "check", str(bad)]) == 1
+    assert capsys.readouterr().out == (f"{bad}: node 'hi': text: segment 1 is not one declared "
+                                       "language and its text (e.g. {en: Hello}; declared: en)\n")
