@@ -7,12 +7,20 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import secrets
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Mapping, NoReturn, Sequence, TextIO
 
+from ivr.argtypes import e164_phone, iso_time, output_file, port, positive_int
 from ivr.errors import FlowError, IVRError
+from routing.textfile import NotUTF8Error
+
+#: How the agent leg of ``ivr call --after-agent`` ends: Twilio's ``QueueResult`` values.
+AFTER_AGENT = ("bridged", "hangup", "leave", "queue-full", "redirected", "error",
+               "system-error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,20 +31,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
     except FlowError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
-    except IVRError as exc:
+    except (IVRError, NotUTF8Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ivr ... | head`: the reader left; end quietly, as cat does
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+    finally:
+        os.close(devnull)
+
+
+def package_version() -> str:
+    """The installed ``ivr-router`` version."""
+    try:
+        return version("ivr-router")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        from ivr import __version__
+
+        return __version__
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr (exit 2), naming the command and
+    where its help is; sub-commands inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    parser = OneLineErrors(prog="ivr", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(sub)
     _add_call(sub)
@@ -105,8 +149,9 @@ def _add_from(module: str, sub: argparse._SubParsersAction) -> Any:  # type: ign
 def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the Twilio webhook server (gunicorn)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="worker processes (default 2)")
     p.add_argument("--threads", type=_threads, default=64,
                    help="threads per worker (default 64): each open agent desktop or "
                         "wallboard holds one for its live stream")
@@ -117,7 +162,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--default-flow", help="flow for numbers no flow claims (IVR_DEFAULT_FLOW)")
     p.add_argument("--no-validate", action="store_true",
                    help="DEVELOPMENT ONLY: accept webhooks without a Twilio signature")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error", "critical"])
     p.set_defaults(func=_serve)
 
 
@@ -150,14 +196,21 @@ def _threads(text: str) -> int:
 def _add_call(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("call", help="try a flow without a phone: you are the caller")
     p.add_argument("flow", type=Path, help="flow file, e.g. flows/bank.yaml")
-    p.add_argument("--from", dest="caller", default="+15005550006",
-                   help="caller id (a number in flows/data/customers.csv is recognised)")
-    p.add_argument("--to", dest="called", default=None, help="dialled number")
-    p.add_argument("--at", help="pretend it is this time (ISO 8601, e.g. "
-                                "2026-11-23T10:00:00-05:00) for business hours")
-    p.add_argument("--after-agent", metavar="RESULT", default=None,
-                   help="continue past the agent, as if the talk ended (e.g. bridged), "
-                        "to try a post-call survey")
+    p.add_argument("--from", dest="caller", default="+15005550006", type=e164_phone,
+                   help="caller id, E.164 (a number in flows/data/customers.csv is "
+                        "recognised)")
+    p.add_argument("--to", dest="called", default=None, type=e164_phone,
+                   help="dialled number, E.164")
+    p.add_argument("--at", type=iso_time,
+                   help="pretend it is this time (ISO 8601, e.g. 2026-11-23T10:00:00-05:00) "
+                        "for business hours; default: now")
+    p.add_argument("--after-agent", metavar="RESULT", default=None, choices=AFTER_AGENT,
+                   help="continue past the agent, as if the talk ended with this result, "
+                        f"to try a post-call survey (one of: {', '.join(AFTER_AGENT)})")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="record the call in this folder's SQLite store, so that "
+                        "`ivr route explain CALL_ID --data-dir DIR` finds it (default: "
+                        "nothing is kept)")
     p.add_argument("--agents-offline", action="store_true",
                    help="leave the roster's agents logged out (the call waits in its queue)")
     p.set_defaults(func=_call)
@@ -166,20 +219,23 @@ def _add_call(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 def _call(args: argparse.Namespace, stdin: TextIO | None = None,
           stdout: TextIO | None = None) -> int:
     from ivr.console import ConsoleTelephony, FlaskTransport, TwimlCaller
-    from ivr.flows import load_flow
     from ivr.flows.registry import FlowRegistry
-    from ivr.live.calls_store import MemoryStore
+    from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
     from ivr.web import create_app, utc_now
     from ivr.web.settings import Settings
 
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
     logging.getLogger("ivr").setLevel(logging.ERROR)  # the terminal is the caller's, not logs
-    flow = load_flow(args.flow)
-    registry = FlowRegistry.open(args.flow.parent, default_flow=flow.id)
-    at = _parse_time(args.at) if args.at else None
+    flows, problems = load_checked(args.flow)  # the very set `ivr flows check FLOW` checks
+    if problems:
+        raise FlowError(problems)
+    (flow,) = flows.values()
+    registry = FlowRegistry.of(args.flow.parent, flows, default_flow=flow.id)
+    at: dt.datetime | None = args.at
     token = secrets.token_hex(16)  # a throwaway token: requests are signed like Twilio's
-    store = MemoryStore()
+    store: Store = (SQLiteStore(args.data_dir / "ivr.sqlite3") if args.data_dir
+                    else MemoryStore())
     clock = (lambda: at) if at else utc_now
     app = create_app(Settings(flows_dir=args.flow.parent, store="memory", auth_token=token,
                               public_url="http://localhost", reload_interval_s=0,
@@ -210,7 +266,8 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
 
     caller = TwimlCaller(FlaskTransport(app, token), answer, show=show,
                          after_queue=args.after_agent,
-                         redirects=telephony.redirects)
+                         redirects=telephony.redirects,
+                         agent_name=agent_namer(args.flow.parent))
     called = args.called or (flow.spec.numbers[0] if flow.spec.numbers else "+15005550000")
     result = caller.call("CA" + secrets.token_hex(16), args.caller, called)
     session = store.get_session(result.call_sid)
@@ -223,7 +280,29 @@ def _call(args: argparse.Namespace, stdin: TextIO | None = None,
 
         out.write("\nRouting decisions:\n" + "\n".join(
             format_decision(Decision.from_dict(d), utc_time) for d in decisions) + "\n")
+    if args.data_dir:
+        out.write(f"\nRecorded in {args.data_dir}: ivr route explain {result.call_sid} "
+                  f"--data-dir {args.data_dir}\n")
     return 0
+
+
+def agent_namer(flows_dir: Path) -> Callable[[str], str]:
+    """``contact -> 'agent_id (contact)'`` from the folder's roster, phone numbers masked as
+    in the logs (``farid (+*********88)``); an unknown contact is only masked."""
+    from ivr.live.roster import load_roster
+    from ivr.logs import redact_phone
+
+    try:
+        by_contact = {a.contact: a.id for a in load_roster(flows_dir)}
+    except FlowError:
+        by_contact = {}
+
+    def name(contact: str) -> str:
+        agent = by_contact.get(contact)
+        masked = redact_phone(contact)
+        return f"{agent} ({masked})" if agent else masked
+
+    return name
 
 
 def describe_outcome(ended_by: str, session: dict | None) -> str:  # type: ignore[type-arg]
@@ -249,28 +328,22 @@ def utc_time(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _parse_time(text: str) -> dt.datetime:
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise IVRError(f"--at: '{text}' is not an ISO 8601 time") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
 # ------------------------------------------------------------------ flows
 
 
 def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("flows", help="check, draw and describe flow files")
     fs = p.add_subparsers(title="flow commands", metavar="COMMAND")
-    c = fs.add_parser("check", help="validate flow files or folders (exit 1 on any problem)")
+    c = fs.add_parser("check", help="validate flow files or folders, with the routing policy "
+                                    "and roster beside them (exit 1 on any problem)")
     c.add_argument("paths", nargs="+", type=Path)
     c.set_defaults(func=_flows_check)
     g = fs.add_parser("graph", help="draw a flow as SVG, Graphviz DOT or Mermaid")
     g.add_argument("flow", type=Path)
-    g.add_argument("-o", "--output", type=Path,
+    g.add_argument("-o", "--output", type=output_file,
                    help="output file; its suffix picks the format (.svg, .dot, .mmd); "
-                        "without it, Mermaid goes to standard output")
+                        "a missing folder is created; without it, Mermaid goes to standard "
+                        "output")
     g.set_defaults(func=_flows_graph)
     s = fs.add_parser("schema", help="print the flow file JSON Schema (for editors)")
     s.set_defaults(func=_flows_schema)
@@ -280,50 +353,103 @@ def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
-def _flows_check(args: argparse.Namespace) -> int:
+def load_checked(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """What ``ivr serve`` (a folder) or ``ivr call`` (one file) would load, with every
+    problem: the flows, and the routing policy and roster beside them checked against
+    those flows. ``ivr flows check`` reports exactly this."""
     from ivr.flows import load_flow, load_flows
     from ivr.live.routing import check_policy_file
 
+    if path.is_dir():
+        flows, problems = load_flows(path)
+        if not flows and not problems:
+            problems = [f"{path}: no flow files (*.yaml) found"]
+        folder = path
+    elif not path.exists():
+        return {}, [f"{path}: no such file or folder"]
+    else:
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            return {}, exc.problems
+        flows, problems, folder = {flow.id: flow}, [], path.parent
+    if flows:
+        problems += check_policy_file(folder, flows)  # routing.yaml and agents.yaml too
+        problems += _roster_problems(folder)
+    return flows, problems
+
+
+def _roster_problems(folder: Path) -> list[str]:
+    """The roster's own problems when there is no routing.yaml (check_policy_file covers
+    it otherwise)."""
+    from ivr.live.roster import load_roster
+    from ivr.live.routing import POLICY_FILE
+
+    if (folder / POLICY_FILE).is_file():
+        return []
+    try:
+        load_roster(folder)
+    except FlowError as exc:
+        return exc.problems
+    return []
+
+
+def checked_summary(folder: Path, flows: Mapping[str, Any]) -> str:
+    """What a check covered: flows, routing policy and roster of ``folder``."""
+    from ivr.live.roster import ROSTER_FILE, load_roster
+    from ivr.live.routing import POLICY_FILE
+
+    policy = folder / POLICY_FILE
+    if policy.is_file():
+        from routing.policy import load_policy
+
+        policy_text = f"routing policy {policy} ({len(load_policy(policy).queues)} queues)"
+    else:
+        policy_text = f"routing policy derived from the route nodes (no {policy})"
+    roster = folder / ROSTER_FILE
+    roster_text = (f"roster {roster} ({len(load_roster(folder))} agents)" if roster.is_file()
+                   else f"no roster ({roster} absent)")
+    return f"{len(flows)} flow(s) ({', '.join(sorted(flows))}), {policy_text}, {roster_text}"
+
+
+def _flows_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
-    ok: list[str] = []
+    summaries: list[str] = []
     for path in args.paths:
-        if path.is_dir():
-            flows, found = load_flows(path)
-            ok += sorted(flows)
-            problems += found
-            problems += check_policy_file(path, flows)  # routing.yaml and agents.yaml too
-        else:
-            try:
-                ok.append(load_flow(path).id)
-            except FlowError as exc:
-                problems += exc.problems
+        flows, found = load_checked(path)
+        problems += found
+        if not found:
+            summaries.append(checked_summary(path if path.is_dir() else path.parent, flows))
     for line in problems:
         print(line)
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"ok: {len(ok)} flow(s) valid: {', '.join(ok)}")
+    print("ok: " + "; ".join(summaries))
     return 0
 
 
 def _flows_graph(args: argparse.Namespace) -> int:
     from ivr.flows import load_flow
-    from ivr.flows.graph import to_dot, to_mermaid, to_svg
+    from ivr.flows.graph import render_svg, to_dot, to_mermaid
 
-    flow = load_flow(args.flow)
     out: Path | None = args.output
     suffix = out.suffix.lower() if out else ".mmd"
+    if suffix not in (".svg", ".dot", ".gv", ".mmd", ".mermaid"):
+        print(f"ivr flows graph: -o: unknown format '{suffix}': use .svg, .dot or .mmd",
+              file=sys.stderr)
+        return 2
+    flow = load_flow(args.flow)
     if suffix == ".svg":
-        text = to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)
+        text = render_svg(flow)
     elif suffix in (".dot", ".gv"):
         text = to_dot(flow.nodes, flow.escape_target, flow.id)
-    elif suffix in (".mmd", ".mermaid"):
-        text = to_mermaid(flow.nodes, flow.escape_target)
     else:
-        raise IVRError(f"-o: unknown format '{suffix}': use .svg, .dot or .mmd")
+        text = to_mermaid(flow.nodes, flow.escape_target)
     if out is None:
         sys.stdout.write(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         print(f"wrote {out} ({len(flow.nodes)} nodes)")
     return 0

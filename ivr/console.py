@@ -114,12 +114,14 @@ class TwimlCaller:
     def __init__(self, transport: Transport, answer: Answer,
                  show: Callable[[str], None] = lambda line: None,
                  after_queue: str | None = None,
-                 redirects: dict[str, str] | None = None) -> None:
+                 redirects: dict[str, str] | None = None,
+                 agent_name: Callable[[str], str] = lambda contact: contact) -> None:
         self.transport = transport
         self.answer = answer
         self.show = show
         self.after_queue = after_queue  # how the agent leg ends (QueueResult/DialCallStatus)
         self.redirects = redirects if redirects is not None else {}  # REST redirects to follow
+        self.agent_name = agent_name  # how an agent's contact is shown ('farid (+*****88)')
 
     def call(self, call_sid: str, caller: str, called: str) -> CallResult:
         result = CallResult(call_sid)
@@ -207,13 +209,15 @@ class TwimlCaller:
             result.ended_by = "dial"
             return None, {}
         result.agent = target
-        self.show(f"[ringing agent {target}]")
+        who = self.agent_name(f"client:{target}" if leg is not None and leg.tag == "Client"
+                              else target)
+        self.show(f"[ringing agent {who}]")
         status, body = self.transport.post(_join(current, whisper), {
             "CallSid": "CA" + "f" * 32, "From": "", "To": target})
         if status == 200:
             for say in ET.fromstring(body).iter("Say"):
                 self.show(f"[agent hears] {say.text}")
-        self.show(f"[caller and agent {target} are talking]")
+        self.show(f"[caller and agent {who} are talking]")
         if self.after_queue is None or not verb.get("action"):
             result.ended_by = "agent"
             return None, {}

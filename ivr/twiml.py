@@ -35,12 +35,18 @@ class Links:
         return f"{self.prefix}/wait?{urlencode({'queue': queue})}"
 
 
+def _say(verb: VoiceResponse | TwiMLGather, say: Say) -> None:
+    """One ``<Say>`` per language segment, each with its own voice and language."""
+    for part in say.parts or (say,):
+        verb.say(part.text, voice=part.voice, language=part.locale)
+
+
 def render(actions: Sequence[Action], links: Links) -> str:
     """The TwiML document for a list of actions."""
     response = VoiceResponse()
     for action in actions:
         if isinstance(action, Say):
-            response.say(action.text, voice=action.voice, language=action.locale)
+            _say(response, action)
         elif isinstance(action, Play):
             response.play(action.url, loop=action.loop)
         elif isinstance(action, Gather):
@@ -76,7 +82,7 @@ def _gather(response: VoiceResponse, action: Gather, links: Links) -> None:
     gather: TwiMLGather = response.gather(**options)
     for prompt in action.prompts:
         if isinstance(prompt, Say):
-            gather.say(prompt.text, voice=prompt.voice, language=prompt.locale)
+            _say(gather, prompt)
         else:
             gather.play(prompt.url, loop=prompt.loop)
     # If Twilio ever falls through the Gather (no input and no action request), ask again.

@@ -47,7 +47,8 @@ def format_decision(d: Decision, when: Callable[[float], str] = _seconds) -> str
     return "\n".join(lines)
 
 
-def _check_policy(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def _check_policy(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         policy = load_policy(args.path)
     except PolicyError as err:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from routing.errors import PolicyError, UnknownQueueError
 from routing.models import MAX_LEVEL, MIN_LEVEL, Requirement
+from routing.textfile import NotUTF8Error, read_utf8
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -189,21 +191,33 @@ def _loc(parts: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-_ALL_FIELDS = sorted(
-    {
-        f
-        for m in (
-            RelaxStep,
-            ServiceLevel,
-            QueueSpec,
-            Scoring,
-            PriorityAging,
-            Reservation,
-            RoutingPolicy,
-        )
-        for f in m.model_fields
-    }
-)
+def fields_at(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> list[str]:
+    """The field names allowed at ``loc`` (the path of an unknown field, itself excluded):
+    a suggestion for a misspelt field comes from the model at that level only."""
+    tp: Any = model or RoutingPolicy
+    for part in loc[:-1]:
+        tp = _unwrap_optional(tp)
+        origin = get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return []
+            tp = field.annotation
+        elif origin is dict:
+            tp = get_args(tp)[1]
+        elif origin is list:
+            tp = get_args(tp)[0]
+        else:
+            return []
+    tp = _unwrap_optional(tp)
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if get_origin(tp) in (Union, UnionType) and len(args) == 1:
+        return args[0]
+    return tp
 
 
 def _pydantic_problems(source: str, err: ValidationError) -> list[str]:
@@ -212,10 +226,9 @@ def _pydantic_problems(source: str, err: ValidationError) -> list[str]:
         where = _loc(tuple(e["loc"]))
         if e["type"] == "extra_forbidden":
             field = str(e["loc"][-1])
-            out.append(
-                f"{source}: {where}: unknown field{did_you_mean(field, _ALL_FIELDS)}"
-                " (remove it or fix its name)"
-            )
+            here = [f for f in fields_at(tuple(e["loc"])) if f != field]
+            hint = f"fields here: {', '.join(here)}" if here else "remove it or fix its name"
+            out.append(f"{source}: {where}: unknown field{did_you_mean(field, here)} ({hint})")
         elif e["type"] == "missing":
             out.append(f"{source}: {where}: required field is missing")
         else:
@@ -337,9 +350,11 @@ def load_policy(path: str | Path) -> RoutingPolicy:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as err:
         raise PolicyError([f"{source}: cannot read the file ({err.strerror})"]) from None
+    except NotUTF8Error as err:
+        raise PolicyError([str(err)]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

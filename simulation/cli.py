@@ -16,6 +16,15 @@ from typing import Any, TextIO
 
 import yaml
 
+from ivr.argtypes import (
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    probability,
+)
 from simulation.errors import SimulationError
 
 __all__ = ["add_commands", "summary_document"]
@@ -50,12 +59,13 @@ INTERVAL_KEYS = (
 
 
 class _Progress:
-    """A one-line progress bar on standard error (silent when it is not a terminal)."""
+    """A one-line progress bar on standard error, drawn only on a terminal: a redirected
+    log gets no ``\\r`` frames."""
 
     def __init__(self, label: str, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.label = label
         self.stream = stream or sys.stderr
-        self.enabled = enabled
+        self.enabled = enabled and _is_tty(self.stream)
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
@@ -66,6 +76,13 @@ class _Progress:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _clean(x: Any) -> Any:
@@ -168,12 +185,46 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from simulation.scenario import load_scenario
 
     sc = load_scenario(args.scenario)
+    _refuse_empty(sc, need_agents=args.func is cmd_simulate)
     update: dict[str, Any] = {}
-    if getattr(args, "replications", None):
+    if getattr(args, "replications", None) is not None:
         update["replications"] = args.replications
     if getattr(args, "seed", None) is not None:
         update["seed"] = args.seed
     return sc.model_copy(update=update) if update else sc
+
+
+def _make_out(out: Path | None) -> None:
+    """Create the output folder before any work, so a bad path fails in a second, not
+    after the simulation."""
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimulationError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+
+
+def _refuse_empty(sc, need_agents: bool) -> None:  # type: ignore[no-untyped-def]
+    """A scenario where no call arrives (or, to simulate, no agent ever works) is refused
+    with a clear error rather than run into a table of zeros."""
+    from simulation.errors import ScenarioError
+
+    arr = sc.arrivals
+    rates = [arr.rate_per_hour] if arr.rate_per_hour is not None else arr.rates_per_hour
+    if rates is not None and not any(r > 0 for r in rates):
+        raise ScenarioError(
+            sc.source, "arrivals", "no call ever arrives (every rate is 0): nothing to simulate"
+        )
+    if need_agents and not any(
+        g.count > 0 or any(g.counts_per_interval or ()) for g in sc.agents
+    ):
+        raise ScenarioError(
+            sc.source,
+            "agents",
+            "no agent is ever staffed (every group has count 0), so every call would go "
+            "unanswered; give a count, or let `ivr staff` find one",
+        )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -203,6 +254,7 @@ def _simulate(args: argparse.Namespace) -> int:
         sys.stderr.write("ivr simulate: a SCENARIO file is needed\n")
         return 2
     try:
+        _make_out(args.out)
         sc = _load(args)
         progress = _Progress("simulating", enabled=not args.quiet and not args.json)
         result = run_scenario(sc, workers=args.workers, progress=progress)
@@ -240,6 +292,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
     from simulation.staffing import Targets, find_staffing
 
     try:
+        _make_out(args.out)
         sc = _load(args)
         targets = Targets(args.service_level, args.within, args.max_abandon)
         progress = _Progress("staffing", enabled=not args.quiet and not args.json)
@@ -339,6 +392,12 @@ def cmd_erlang(args: argparse.Namespace) -> int:
     o.write(f"{'agents':>7}{'P(wait)':>10}{'SL':>9}{'ASA':>10}{'aband.':>9}{'occup.':>9}\n")
     for r in rows:
         mark = " <" if r["agents"] == need else ""
+        if not math.isfinite(r["asa_seconds"]):
+            o.write(
+                f"{r['agents']:>7}   overloaded (load {load:.2f} >= {r['agents']} agents): "
+                f"the queue grows without end{mark}\n"
+            )
+            continue
         o.write(
             f"{r['agents']:>7}{r['p_wait']:>10.1%}{r['service_level']:>9.1%}{r['asa_seconds']:>9.1f}s"
             f"{r['abandon_rate']:>9.1%}{r['occupancy']:>9.1%}{mark}\n"
@@ -355,28 +414,21 @@ def cmd_erlang(args: argparse.Namespace) -> int:
     return 0
 
 
-def _share(text: str) -> float:
-    v = float(text)
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return v
-
-
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``simulate``, ``staff`` and ``erlang`` on the ``ivr`` parser."""
-    p = subparsers.add_parser("simulate", help="simulate a staffing scenario; KPIs with 95% CIs")
+    p = subparsers.add_parser(
+        "simulate", help="simulate a staffing scenario; KPIs with 95%% confidence intervals"
+    )
     p.add_argument("scenario", nargs="?", help="scenario YAML file")
-    p.add_argument("--out", help="directory for summary.json, intervals.csv and charts")
+    p.add_argument(
+        "--out", type=output_dir,
+        help="folder for summary.json, intervals.csv and charts (created if missing)",
+    )
     p.add_argument(
         "--json", action="store_true", help="print the summary JSON instead of the table"
     )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument(
-        "--replications", type=int, default=None, help="override the scenario's replications"
-    )
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    _add_run_flags(p)
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--schema", action="store_true", help="print the scenario JSON Schema and exit")
     p.set_defaults(func=cmd_simulate)
 
@@ -384,35 +436,62 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "staff", help="fewest agents per interval and group meeting the targets"
     )
     p.add_argument("scenario", help="scenario YAML file")
+    _add_target_flags(p)
     p.add_argument(
-        "--service-level", type=_share, default=0.8, help="share answered within --within"
+        "--out", type=output_dir,
+        help="folder for staffing.csv, staffing.json, staffing.png and staffed_scenario.yaml "
+        "(created if missing)",
     )
-    p.add_argument("--within", type=float, default=20.0, help="service-level threshold, seconds")
-    p.add_argument("--max-abandon", type=_share, default=None, help="highest abandonment rate")
-    p.add_argument("--out", help="directory for staffing.csv, staffing.json, staffed_scenario.yaml")
     p.add_argument(
         "--json", action="store_true", help="print the staffing JSON instead of the table"
     )
-    p.add_argument("--max-iterations", type=int, default=12, help="simulate-and-correct rounds")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument(
-        "--replications", type=int, default=None, help="override the scenario's replications"
+        "--max-iterations", type=positive_int, default=12, help="simulate-and-correct rounds"
     )
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_flags(p)
     p.set_defaults(func=cmd_staff)
 
     p = subparsers.add_parser("erlang", help="Erlang C / Erlang A for one queue")
-    p.add_argument("calls_per_hour", type=float, help="arrival rate, calls per hour")
-    p.add_argument("aht", type=float, help="mean handle time, seconds")
-    p.add_argument("--agents", type=int, nargs="+", help="head counts to tabulate")
-    p.add_argument("--patience", type=float, default=None, help="mean patience, seconds (Erlang A)")
-    p.add_argument("--within", type=float, default=20.0, help="service-level threshold, seconds")
-    p.add_argument("--service-level", type=_share, default=0.8, help="target share within --within")
-    p.add_argument("--max-abandon", type=_share, default=None, help="highest abandonment rate")
+    p.add_argument("calls_per_hour", type=positive_float, help="arrival rate, calls per hour")
+    p.add_argument("aht", type=positive_float, help="mean handle time, seconds")
+    p.add_argument("--agents", type=positive_int, nargs="+", help="head counts to tabulate")
+    p.add_argument(
+        "--patience", type=positive_float, default=None,
+        help="mean patience, seconds (Erlang A)",
+    )
+    _add_target_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_erlang)
 
     from simulation.planning_cli import add_planning_commands
 
     add_planning_commands(subparsers)
+
+
+def _add_target_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--service-level", type=probability, default=0.8,
+        help="target share answered within --within (0 to 1; default 0.8)",
+    )
+    p.add_argument(
+        "--within", type=non_negative_float, default=20.0,
+        help="service-level threshold, seconds (default 20)",
+    )
+    p.add_argument(
+        "--max-abandon", type=probability, default=None,
+        help="highest abandonment rate (0 to 1)",
+    )
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: all cores)"
+    )
+    p.add_argument(
+        "--replications", type=int_at_least(2), default=None,
+        help="override the scenario's replications (at least 2, for confidence intervals)",
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=None, help="override the scenario's seed"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

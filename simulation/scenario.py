@@ -32,7 +32,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simulation.errors import ScenarioError
+from routing.textfile import NotUTF8Error, read_utf8
+from simulation.errors import ScenarioError, SimulationError
 
 __all__ = [
     "DEFAULT_SKILL",
@@ -449,9 +450,11 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML (or JSON) file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_utf8(p)
     except OSError as exc:
         raise ScenarioError(str(p), "", f"cannot read: {exc.strerror}") from None
+    except NotUTF8Error as exc:
+        raise SimulationError(str(exc)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from routing.textfile import NotUTF8Error, open_utf8_text
 from simulation.distributions import sample, sample_above
-from simulation.errors import ScenarioError
+from simulation.errors import ScenarioError, SimulationError
 from simulation.scenario import Intent, Scenario
 from simulation.times import Origin, parse_instant
 
@@ -114,9 +115,11 @@ def read_call_log(path: Path, origin: Origin | None = None) -> dict[str, np.ndar
     where = str(path)
     origin = origin or Origin()
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = open_utf8_text(path)
     except OSError as exc:
         raise ScenarioError(where, "", f"cannot read call log: {exc.strerror}") from None
+    except NotUTF8Error as exc:
+        raise SimulationError(str(exc)) from None
     with handle:
         reader = csv.DictReader(handle)
         cols = set(reader.fieldnames or ())

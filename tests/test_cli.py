@@ -20,7 +20,9 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 def test_flows_check_ok_and_broken(tmp_path, capsys):
     assert main(["flows", "check", str(FLOWS)]) == 0
-    assert capsys.readouterr().out.startswith("ok: 3 flow(s) valid: bank, quickstart, ")
+    assert capsys.readouterr().out == (
+        f"ok: 3 flow(s) (bank, quickstart, verify_account), routing policy "
+        f"{FLOWS / 'routing.yaml'} (9 queues), roster {FLOWS / 'agents.yaml'} (6 agents)\n")
     shutil.copy(FLOWS / "quickstart.yaml", tmp_path / "support.yaml")
     text = (tmp_path / "support.yaml").read_text()
     (tmp_path / "support.yaml").write_text(text.replace("next: to_sales", "next: to_saless"))
@@ -42,7 +44,7 @@ def test_flows_graph_formats(tmp_path, capsys):
     assert {"main_menu", "verify/ask_account", "goodbye"} <= labels
     assert (tmp_path / "bank.dot").read_text().startswith('digraph "bank" {')
     assert (tmp_path / "bank.mmd").read_text().startswith("flowchart TD")
-    assert main(["flows", "graph", str(FLOWS / "bank.yaml"), "-o", str(tmp_path / "x.png")]) == 1
+    assert main(["flows", "graph", str(FLOWS / "bank.yaml"), "-o", str(tmp_path / "x.png")]) == 2
 
 
 def test_flows_schema_is_json_schema(capsys):
@@ -61,7 +63,7 @@ def test_ivr_call_piped_speech_prints_the_route_and_context():
     start = r.stdout.index("Context handed to the agent:") + 29
     context = json.loads(r.stdout[start:r.stdout.index("\nRouting decisions:")])
     assert context["intent"] == "cards" and context["customer"]["first_name"] == "James"
-    assert "[ringing agent ben]" in r.stdout  # the roster's best cards agent is reserved
+    assert "[ringing agent ben (client:ben)]" in r.stdout  # the roster's best cards agent is reserved
     assert "[agent hears] cards call. James Carter, standard customer." in r.stdout
     assert "offered to agent ben (enqueue)" in r.stdout and "runner-up chloe" in r.stdout
     assert r.stderr == ""

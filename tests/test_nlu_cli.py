@@ -111,21 +111,11 @@ def test_eval_bad_input_exits_2_naming_the_file(tmp_path, capsys):
         == 2
     )
     assert "bad.csv" in capsys.readouterr().err
-    assert (
-        _ivr(
-            [
-                "nlu",
-                "eval",
-                "--train",
-                str(FIXTURES / "train.csv"),
-                "--test",
-                str(FIXTURES / "test.csv"),
-                "--threshold",
-                "1.5",
-            ]
-        )
-        == 2
-    )
+    with pytest.raises(SystemExit) as done:  # refused while parsing, before any training
+        _ivr(["nlu", "eval", "--train", str(FIXTURES / "train.csv"),
+              "--test", str(FIXTURES / "test.csv"), "--threshold", "1.5"])
+    assert done.value.code == 2
+    assert "--threshold: must be within [0, 1] or 'auto', got 1.5" in capsys.readouterr().err
 
 
 def test_eval_as_a_command():

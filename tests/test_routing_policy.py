@@ -95,8 +95,9 @@ def test_schema_errors_name_the_field() -> None:
     d["reservation"]["timeout_seconds"] = -1
     got = problems(d)
     assert (
-        f"{SRC}: queues.tech.relx: unknown field; did you mean 'relax'? (remove it or fix its name)"
-        in got
+        f"{SRC}: queues.tech.relx: unknown field; did you mean 'relax'? (fields here: skills, "
+        "language, priority, service_level, relax, max_wait_seconds, overflow_queue, "
+        "handle_seconds)" in got
     )
     assert any(
         line.startswith(f"{SRC}: queues.fraud.relax[0].min_level: ") and "(got 7)" in line
@@ -104,6 +105,19 @@ def test_schema_errors_name_the_field() -> None:
     )
     assert any(line.startswith(f"{SRC}: reservation.timeout_seconds: ") for line in got)
     assert len(got) == 3
+
+
+def test_a_misspelt_field_is_matched_against_the_fields_of_its_own_level() -> None:
+    d = example_data()
+    d["queues"]["tech"]["service_level"] = {"threshold_second": 30}
+    d["queues"]["fraud"]["relax"][0]["skills"] = {"fraud": 2}
+    got = problems(d)
+    assert sorted(got) == [
+        f"{SRC}: queues.fraud.relax[0].skills: unknown field (fields here: after_seconds, "
+        "min_level, any_language)",
+        f"{SRC}: queues.tech.service_level.threshold_second: unknown field; did you mean "
+        "'threshold_seconds'? (fields here: threshold_seconds, target)",
+    ]
 
 
 def test_overflow_needs_a_wait_and_must_not_loop() -> None:

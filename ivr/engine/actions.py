@@ -12,9 +12,13 @@ from typing import Any, Union
 
 @dataclass(frozen=True, slots=True)
 class Say:
+    """Speak ``text``; when ``parts`` is given, speak them instead, one after the other,
+    each with its own voice and locale (a prompt in two languages)."""
+
     text: str
     voice: str
     locale: str
+    parts: tuple[Say, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

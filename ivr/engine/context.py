@@ -68,6 +68,9 @@ def render_text(text: Text, language: str, default_language: str,
 
     A placeholder with no value is left empty rather than read out as a brace.
     """
+    if isinstance(text, list):  # segments in their own languages: the words, in order
+        return " ".join(render_text(seg, next(iter(seg), language), default_language, data)
+                        for seg in text)
     raw = text if isinstance(text, str) else text.get(language, text.get(default_language, ""))
     try:
         return _Fill(data).format(raw)

@@ -109,7 +109,15 @@ class _Turn:
 
     def say(self, text: Text) -> Say:
         voice = self.flow.spec.languages[self.language]
+        if isinstance(text, list):  # each segment spoken with its own language's voice
+            parts = tuple(self._say_in(lang, seg) for seg in text for lang in seg)
+            return Say(self.text(text), voice.voice, voice.locale, parts)
         return Say(self.text(text), voice.voice, voice.locale)
+
+    def _say_in(self, language: str, text: Text) -> Say:
+        voice = self.flow.spec.languages[language]
+        return Say(render_text(text, language, self.flow.default_language, self.data),
+                   voice.voice, voice.locale)
 
     def note(self, node: str | None, decision: str, **extra: Any) -> None:
         self.trail.append({"turn": self.session.turn + 1, "at": self.now.isoformat(),

@@ -162,6 +162,11 @@ def _texts(node: Node) -> Iterator[tuple[str, Text]]:
 def _check_text(spec: FlowSpec, text: Text) -> list[str]:
     if isinstance(text, str):
         return []
+    if isinstance(text, list):  # segments, each in one declared language
+        return [f"segment {k} is not one declared language and its text (e.g. "
+                f"{{en: Hello}}; declared: {', '.join(spec.languages)})"
+                for k, seg in enumerate(text)
+                if len(seg) != 1 or next(iter(seg)) not in spec.languages]
     missing = [lang for lang in spec.languages if lang not in text]
     unknown = [lang for lang in text if lang not in spec.languages]
     problems = []

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ivr.flows.models import DataSource
+from routing.textfile import NotUTF8Error, open_utf8_text
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -85,7 +86,7 @@ def load_directory(sources: Mapping[str, DataSource], base: Path) -> tuple[Direc
         if src.csv is not None:
             path = (base / src.csv).resolve()
             try:
-                with path.open(newline="", encoding="utf-8") as fh:
+                with open_utf8_text(path) as fh:
                     reader = csv.DictReader(fh)
                     if src.key_column not in (reader.fieldnames or []):
                         problems.append(f"{where}.key_column: '{src.key_column}' is not a column "
@@ -94,6 +95,8 @@ def load_directory(sources: Mapping[str, DataSource], base: Path) -> tuple[Direc
                     csv_tables[name] = {normalize_key(r[src.key_column]): r for r in reader}
             except OSError as exc:
                 problems.append(f"{where}.csv: cannot read {src.csv}: {exc.strerror}")
+            except NotUTF8Error as exc:
+                problems.append(f"{where}.csv: {exc}")
         else:
             assert src.sqlite is not None and src.table is not None
             path = (base / src.sqlite).resolve()

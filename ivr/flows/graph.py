@@ -4,7 +4,7 @@ of it (Graphviz DOT, Mermaid, and a self-contained SVG that needs no Graphviz)."
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import networkx as nx
 
@@ -205,3 +205,8 @@ def _layers(g: nx.MultiDiGraph, start: str, nodes: Iterable[str]) -> list[list[s
     for n, d in depth.items():
         layers.setdefault(d, []).append(n)
     return [layers[d] for d in sorted(layers)]
+
+
+def render_svg(flow: Any) -> str:
+    """The flow drawn as a standalone SVG document."""
+    return to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)

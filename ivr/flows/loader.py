@@ -30,6 +30,7 @@ from ivr.flows.models import (
     SubflowNode,
 )
 from ivr.nlu import IntentRecognizer, build_recognizer
+from routing.textfile import NotUTF8Error, open_utf8_text, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def load_flow_text(text: str, path: str | Path, read: Reader | None = None) -> F
 
 
 def _read_file(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    return read_utf8(path)
 
 
 def flow_files(directory: str | Path) -> list[Path]:
@@ -177,8 +178,8 @@ def _parse(path: Path, read: Reader, text: str | None) -> tuple[FlowSpec, str]:
             text = read(path)
         except OSError as exc:
             raise FlowError([f"{where}: cannot read: {exc.strerror}"]) from None
-        except UnicodeDecodeError:
-            raise FlowError([f"{where}: not UTF-8 text"]) from None
+        except NotUTF8Error as exc:
+            raise FlowError([str(exc)]) from None
     data = safe_yaml(text, where)
     if not isinstance(data, dict):
         raise FlowError([f"{where}: a flow file must be a mapping with 'start' and 'nodes'"])
@@ -313,7 +314,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 def _exists(path: Path, read: Reader) -> bool:
     try:
         read(path)
-    except (OSError, UnicodeDecodeError):
+    except (OSError, NotUTF8Error):
         return False
     return True
 
@@ -367,7 +368,7 @@ def _examples(node: AskNode, base: Path) -> tuple[dict[str, list[str]], list[str
     if not inside(base, node.examples_csv):
         return examples, [f"examples_csv: {node.examples_csv} is outside the flows folder"]
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with open_utf8_text(path) as fh:
             reader = csv.DictReader(fh)
             if not {"text", "category"} <= set(reader.fieldnames or []):
                 return examples, [f"examples_csv: {node.examples_csv} needs a header "
@@ -380,6 +381,8 @@ def _examples(node: AskNode, base: Path) -> tuple[dict[str, list[str]], list[str
                     unknown.add(row["category"])
     except OSError as exc:
         return examples, [f"examples_csv: cannot read {node.examples_csv}: {exc.strerror}"]
+    except NotUTF8Error as exc:
+        return examples, [f"examples_csv: {exc}"]
     if unknown:
         return examples, [f"examples_csv: categories without an intent in this ask: "
                           f"{', '.join(sorted(unknown)[:10])}"]

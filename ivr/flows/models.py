@@ -21,8 +21,10 @@ SIP_OR_CLIENT = re.compile(r"^(sip:|client:)\S+$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS_RANGE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
 
-# A prompt is plain text, or text per language code: {en: "...", es: "..."}.
-Text = Union[str, dict[str, str]]
+# A prompt is plain text, or text per language code: {en: "...", es: "..."}, or a list of
+# one-language segments spoken in turn, each with its own language's voice:
+# [{en: "For English, press 1."}, {es: "Para español, oprima 2."}].
+Text = Union[str, dict[str, str], list[dict[str, str]]]
 
 
 class _Model(BaseModel):

@@ -63,6 +63,16 @@ class FlowRegistry:
         registry._stamp = registry._file_stamp()
         return registry
 
+    @classmethod
+    def of(cls, folder: str | Path, flows: Mapping[str, Flow],
+           default_flow: str | None = None) -> FlowRegistry:
+        """A registry of flows already loaded and checked (``ivr call`` runs one flow file
+        and its sub-flows, not the whole folder)."""
+        registry = cls(folder, default_flow)
+        registry._install(dict(flows))
+        registry._stamp = registry._file_stamp()
+        return registry
+
     def _file_stamp(self) -> tuple[tuple[str, float, int], ...]:
         stamp = []
         for path in sorted(self.folder.rglob("*")):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ivr.errors import FlowError
 from ivr.flows.models import E164, SIP_OR_CLIENT
 from routing import Agent, RoutingPolicy
+from routing.textfile import NotUTF8Error, read_utf8
 
 ROSTER_FILE = "agents.yaml"
 
@@ -54,10 +55,12 @@ def load_roster(folder: Path, policy: RoutingPolicy | None = None) -> list[Agent
     if not path.is_file():
         return []
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = yaml.safe_load(read_utf8(path))
         roster = Roster.model_validate(data)
     except yaml.YAMLError as exc:
         raise FlowError([f"{path}: YAML syntax error: {exc}"]) from None
+    except NotUTF8Error as exc:
+        raise FlowError([str(exc)]) from None
     except ValidationError as exc:
         raise FlowError([f"{path}: " + ".".join(str(p) for p in e["loc"]) + f": {e['msg']}"
                          for e in exc.errors()]) from None

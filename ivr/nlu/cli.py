@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
+from ivr.argtypes import probability
 from ivr.nlu import NLUError
 from ivr.nlu.classifier import CLOSED_THRESHOLD, FLOW_THRESHOLD, OPEN_THRESHOLD
 
@@ -27,12 +28,16 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     ev = commands.add_parser(
         "eval",
         help="train on TRAIN.csv, classify TEST.csv row by row, print metrics",
-        description="Both files are text,category CSV with a header; category 'oos' marks "
-        "out-of-scope rows. Prints one JSON object.",
+        description="Both files are text,category CSV with a header (UTF-8); category 'oos' "
+        "marks out-of-scope rows. Prints the metrics as a 'name: value' table, one per line "
+        "(with --json: one JSON object per threshold).",
     )
-    ev.add_argument("--train", required=True, metavar="TRAIN.csv")
-    ev.add_argument("--test", required=True, metavar="TEST.csv")
-    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    ev.add_argument("--train", required=True, metavar="TRAIN.csv", help="training examples")
+    ev.add_argument("--test", required=True, metavar="TEST.csv", help="rows to classify")
+    ev.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object per threshold instead of the table",
+    )
     ev.add_argument(
         "--threshold",
         type=_threshold,
@@ -42,7 +47,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
         help="confidence below which the answer is 'no match' (default or 'auto': the model's "
         f"recommended threshold, {FLOW_THRESHOLD} for flow-sized example sets, "
         f"{OPEN_THRESHOLD} for large ones with 'oos' examples, {CLOSED_THRESHOLD} without); "
-        "several values: one training, one JSON line each "
+        "several values: one training, one result each "
         "(with a 'threshold' key)",
     )
     ev.add_argument(
@@ -57,7 +62,10 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     tr = commands.add_parser("try", help="print each ask node's ranked intents for some words")
     tr.add_argument("flow", metavar="FLOW", help="flow file")
     tr.add_argument("words", metavar="WORDS", help="what the caller says")
-    tr.add_argument("--asr-confidence", type=float, default=None, help="Twilio's speech Confidence")
+    tr.add_argument(
+        "--asr-confidence", type=probability, default=None,
+        help="Twilio's speech Confidence, 0 to 1",
+    )
     tr.add_argument("--node", default=None, help="only this ask node")
     tr.set_defaults(func=run_try)
     return nlu
@@ -68,9 +76,12 @@ def _threshold(raw: str) -> float | None:
     if raw.strip().lower() == "auto":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number or 'auto': {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1] or 'auto', got {raw}")
+    return value
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -81,10 +92,6 @@ def run_eval(args: argparse.Namespace) -> int:
     thresholds = args.threshold if args.threshold is not None else [None]
     if not isinstance(thresholds, list):
         thresholds = [thresholds]
-    for t in thresholds:
-        if t is not None and not 0.0 <= t <= 1.0:
-            print(f"ivr nlu eval: --threshold must be within [0, 1], got {t}", file=sys.stderr)
-            return 2
     try:
         train = read_labelled_csv(args.train)
         test = read_labelled_csv(args.test)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ivr.nlu import NLUError
+from routing.textfile import NotUTF8Error, open_utf8_text
 
 
 def read_labelled_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -19,9 +20,11 @@ def read_labelled_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """
     p = Path(path)
     try:
-        handle = p.open(newline="", encoding="utf-8-sig")
+        handle = open_utf8_text(p)
     except OSError as exc:
         raise NLUError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    except NotUTF8Error as exc:
+        raise NLUError(str(exc)) from None
     rows: list[tuple[str, str]] = []
     with handle:
         reader = csv.DictReader(handle)

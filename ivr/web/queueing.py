@@ -157,8 +157,10 @@ def whisper_text(context: dict[str, Any], queue: str) -> str:
         parts.append(f"{name}, {tier} customer." if tier else f"{name}.")
     parts.append(WHISPER[context.get("trust") if context.get("trust") in WHISPER
                          else trust_level(context)])
-    if context.get("intent"):
+    if context.get("intent"):  # the caller's purpose (an ask's answer stored as `intent`)
         parts.append(f"Reason: {str(context['intent']).replace('_', ' ')}.")
+    elif context.get("escaped_to_agent"):
+        parts.append("Reason: asked for an agent.")
     nlu = context.get("nlu")
     if isinstance(nlu, dict) and nlu.get("text"):
         parts.append(f"They said: {str(nlu['text'])[:120]}.")
