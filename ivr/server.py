@@ -14,7 +14,8 @@ from ivr.web import INSECURE_BANNER, create_app
 from ivr.web.settings import Settings, check_tokens
 
 log = logging.getLogger("ivr.server")
-#: Request threads per worker process: each open page's Server-Sent Events stream holds one.
+#: Request threads per worker process: each open agent desktop or wallboard holds one for
+#: its live stream, and a slow client holds one too (``--threads`` changes it).
 THREADS = 64
 #: A worker silent this long is restarted; kept below Twilio's 15 s webhook budget.
 WORKER_TIMEOUT_S = 10
@@ -50,13 +51,13 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     _Server(app, {
         "bind": f"{host}:{port}",
         "workers": workers,
-        # Threads, not one request per process: a slow client holds one thread while the
-        # worker's other threads and its heartbeat go on (see the README's "Slow clients"),
-        # and each open page holds a Server-Sent Events stream, so workers x threads bounds
+        "preload_app": True,  # flows validated once, before any worker forks
+        # Threads, not one request per process: a slow client, or an open page's
+        # Server-Sent Events stream, holds one thread while the worker's other threads and
+        # its heartbeat go on (see the README's "Slow clients"); workers x threads bounds
         # the pages served at once.
         "worker_class": "gthread",
         "threads": threads,
-        "preload_app": True,  # flows validated once, before any worker forks
         "timeout": WORKER_TIMEOUT_S,  # below Twilio's 15 s webhook budget
         "keepalive": 2,
         "graceful_timeout": 5,

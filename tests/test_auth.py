@@ -8,6 +8,7 @@ import re
 import stat
 
 import pytest
+from conftest import FLOWS, OPEN
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,6 @@ from ivr.users import (
 )
 from ivr.web import create_app
 from ivr.web.settings import Settings
-from tests.conftest import FLOWS, OPEN
 
 PASSWORD = "correct horse battery"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import KNOWN_CALLER, call_sid
+from test_auth import PASSWORD, make_app, sign_in
 
 from ivr.console import FlaskTransport, TwimlCaller
-from tests.conftest import KNOWN_CALLER, call_sid
-from tests.test_auth import PASSWORD, make_app, sign_in
 
 TOKEN = "t"
 SECRET = "an-api-key-secret-of-thirty-two-bytes"

@@ -10,12 +10,12 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_auth import PASSWORD, make_app
+from test_desktop import Desk, ring
 
 from ivr.cli import main
 from ivr.report import KEYS, CallFact, Windows, kpis, report
 from routing import RoutingPolicy
-from tests.test_auth import PASSWORD, make_app
-from tests.test_desktop import Desk, ring
 
 DAY = 86400.0
 POLICY = RoutingPolicy.default()
@@ -139,7 +139,7 @@ def test_ivr_report_json_has_the_fixed_keys_and_counts_the_transfer(day, capsys)
     assert m["phrases"] == ["I was charged twice for the same coffee"]
     # the same figures on the page
     sam = app.test_client()
-    from tests.test_auth import sign_in
+    from test_auth import sign_in
     sign_in(sam, "sam")
     page = sam.get("/reports?from=2026-11-23&to=2026-11-23&by=intent",
                    headers={"Accept": "application/json"}).get_json()
