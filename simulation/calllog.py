@@ -187,10 +187,8 @@ class _Time:
         self.offset: float | None = None
 
     def __call__(self, text: str) -> float:
-        try:
+        if text[4:5] != "-":  # not YYYY-...: epoch seconds
             return float(text)
-        except ValueError:
-            pass
         stamp = datetime.fromisoformat(text)
         off = stamp.utcoffset()
         if off is None:

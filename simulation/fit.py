@@ -150,6 +150,7 @@ def fit_call_log(log: CallLog, opts: FitOptions = FitOptions()) -> FitResult:
     classes = _classes(log)
     multi_prio = {q for q, _ in classes if len({p for qq, p in classes if qq == q}) > 1}
     intents, handle_report, class_report = [], {}, {}
+    abandoned = (log.outcome == ABANDONED) | (log.outcome == SHORT_ABANDON)
     for q in sorted({q for q, _ in classes}):
         sel = ans & (log.queue == q)
         name = log.queue_names[q]
@@ -175,8 +176,13 @@ def fit_call_log(log: CallLog, opts: FitOptions = FitOptions()) -> FitResult:
         intents.append(intent)
         class_report[name] = {**_rates(log, mask), "queue": qname, "priority": p}
         class_report[name]["patience_exponential"] = _class_patience(log, mask)
+        if len(classes) > 1 and class_report[name]["patience_exponential"]["abandons"] >= 30:
+            cls = fit_patience(log.wait[mask], abandoned[mask], rng)
+            intent["patience"] = law_to_distribution(cls["chosen"])
+            class_report[name]["patience"] = {
+                k: cls[k] for k in ("chosen", "candidates", "hazard_mean_ci") if k in cls
+            }
 
-    abandoned = (log.outcome == ABANDONED) | (log.outcome == SHORT_ABANDON)
     patience = fit_patience(log.wait, abandoned, rng)
 
     # staff per pool, interval by interval, then on the scenario's calendar
@@ -185,7 +191,7 @@ def fit_call_log(log: CallLog, opts: FitOptions = FitOptions()) -> FitResult:
     for pool in pools:
         est = estimate_staff(log, pool, t0, width, n_days * spd, opts.wait_threshold)
         per_day = est["estimate"].reshape(n_days, spd)
-        staff = np.rint(weights @ per_day).astype(int).ravel()
+        staff = np.round(weights @ per_day, 2).ravel()  # fractional heads are kept exactly
         skills = sorted({s for q in pool.queues for s in log.queue_names[q].split(";") if s})
         agents.append({"name": pool.name, "counts_per_interval": staff.tolist(), "skills": skills})
         staff_report[pool.name] = {
@@ -251,8 +257,8 @@ def fit_call_log(log: CallLog, opts: FitOptions = FitOptions()) -> FitResult:
         "not_in_scenario": [
             "transfers: reported per class, not simulated (the scenario would model them as "
             "recognition errors with their own transfer talk)",
-            "patience per class: reported (classes.*.patience_exponential); the scenario holds "
-            "one patience law for all callers",
+            "patience per class: an intent gets its own law when its class has 30 abandons "
+            "or more; the others use the scenario's patience",
         ],
         "outcomes": list(OUTCOMES),
     }

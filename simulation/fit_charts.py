@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from simulation.laws import _frozen
+from simulation.laws import law_of
 
 __all__ = ["write_fit_charts"]
 
@@ -41,8 +41,7 @@ def write_fit_charts(charts: dict[str, Any], out: Path) -> list[Path]:
         chosen = charts["handle"]["chosen"]
         xs = np.linspace(0.5, top, 300)
         for c in charts["handle"]["candidates"]:
-            law = _frozen(c["distribution"], c["mean_seconds"], c["cv"])
-            ax.plot(xs, law.pdf(xs), label=f"{c['distribution']} (AIC {c['aic']:.0f})")
+            ax.plot(xs, law_of(c).pdf(xs), label=f"{c['distribution']} (AIC {c['aic']:.0f})")
         ax.set_title(f"Handle time: chosen {chosen['distribution']}")
     ax.set(xlabel="seconds", ylabel="density")
     ax.legend()
@@ -56,8 +55,7 @@ def write_fit_charts(charts: dict[str, Any], out: Path) -> list[Path]:
         ax.fill_between(km["seconds"], km["ci_low"], km["ci_high"], step="post", alpha=0.3)
         xs = np.linspace(0, max(km["seconds"]), 200)
         for c in pat.get("candidates", []):
-            law = _frozen(c["distribution"], c["mean_seconds"], c["cv"])
-            ax.plot(xs, law.sf(xs), label=f"{c['distribution']} (AIC {c['aic']:.0f})")
+            ax.plot(xs, law_of(c).sf(xs), label=f"{c['distribution']} (AIC {c['aic']:.0f})")
         ax.legend()
     ax.set(xlabel="seconds waited", ylabel="share still willing to wait", title="Patience")
     paths.append(_save(fig, out / "fit_patience.png", plt))

@@ -1,7 +1,8 @@
 """Fitting duration laws to data: handle times (complete) and patience (right-censored).
 
 Candidates are the laws a scenario can hold (:class:`~simulation.scenario.Distribution`):
-exponential, lognormal and gamma by maximum likelihood, chosen by AIC; the empirical
+exponential, lognormal and gamma (and, for patience, weibull) by maximum likelihood,
+chosen by AIC; the empirical
 law replaces them when the best one fails Kolmogorov-Smirnov at 5% *and* is further
 than :data:`KS_MATERIAL` from the data (with many calls every law "fails" KS by a
 hair, which should not throw a good law away).
@@ -19,13 +20,14 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 __all__ = [
     "KS_MATERIAL",
     "fit_handle_time",
     "fit_patience",
     "kaplan_meier",
+    "law_of",
     "law_to_distribution",
 ]
 
@@ -40,13 +42,16 @@ def _subsample(x: np.ndarray, rng: np.random.Generator, n: int = MAX_FIT_SAMPLE)
     return x if x.size <= n else rng.choice(x, size=n, replace=False)
 
 
-def _frozen(kind: str, mean: float, cv: float):  # type: ignore[no-untyped-def]
+def _frozen(kind: str, mean: float, p2: float):  # type: ignore[no-untyped-def]
+    """A scipy law from the scenario's parameters (``p2``: cv, or shape for weibull)."""
     if kind == "exponential":
         return stats.expon(scale=mean)
+    if kind == "weibull":
+        return stats.weibull_min(p2, scale=mean / math.gamma(1 + 1 / p2))
     if kind == "lognormal":
-        s2 = math.log1p(cv * cv)
+        s2 = math.log1p(p2 * p2)
         return stats.lognorm(s=math.sqrt(s2), scale=mean * math.exp(-s2 / 2))
-    shape = 1.0 / (cv * cv)
+    shape = 1.0 / (p2 * p2)
     return stats.gamma(a=shape, scale=mean / shape)
 
 
@@ -58,7 +63,15 @@ def law_to_distribution(law: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"distribution": kind, "mean_seconds": round(law["mean_seconds"], 3)}
     if kind in ("lognormal", "gamma"):
         out["cv"] = round(law["cv"], 4)
+    if kind == "weibull":
+        out["shape"] = round(law["shape"], 4)
     return out
+
+
+def law_of(row: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The scipy law of a candidate row."""
+    p2 = row.get("shape") if row["distribution"] == "weibull" else row.get("cv", 1.0)
+    return _frozen(row["distribution"], row["mean_seconds"], p2)
 
 
 def fit_handle_time(x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
@@ -123,11 +136,39 @@ def fit_handle_time(x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _censored_nll(params: np.ndarray, kind: str, t_ev: np.ndarray, t_cen: np.ndarray) -> float:
-    m, cv = math.exp(params[0]), math.exp(params[1])
-    if not (1e-3 < cv < 50 and m < 1e7):
+    """Negative log-likelihood of events at ``t_ev`` and right-censoring at ``t_cen``
+    (closed forms: building scipy frozen laws per iteration costs 100x more)."""
+    m, p2 = math.exp(params[0]), math.exp(params[1])
+    if not (1e-2 < p2 < 50 and m < 1e7):
         return 1e300
-    law = _frozen(kind, m, cv)
-    ll = law.logpdf(t_ev).sum() + law.logsf(t_cen).sum()
+    if kind == "weibull":
+        lam = m / math.exp(special.gammaln(1 + 1 / p2))
+        z_ev, z_cen = (t_ev / lam) ** p2, (t_cen / lam) ** p2
+        ll = (
+            t_ev.size * (math.log(p2) - math.log(lam))
+            + (p2 - 1) * np.log(t_ev / lam).sum()
+            - z_ev.sum()
+            - z_cen.sum()
+        )
+    elif kind == "lognormal":
+        s2 = math.log1p(p2 * p2)
+        mu, sd = math.log(m) - s2 / 2, math.sqrt(s2)
+        le = np.log(t_ev)
+        ll = (
+            -le.sum()
+            - t_ev.size * (math.log(sd) + 0.5 * math.log(2 * math.pi))
+            - (((le - mu) / sd) ** 2).sum() / 2
+            + special.log_ndtr(-(np.log(t_cen) - mu) / sd).sum()
+        )
+    else:  # gamma
+        a = 1.0 / (p2 * p2)
+        theta = m / a
+        ll = (
+            (a - 1) * np.log(t_ev).sum()
+            - t_ev.sum() / theta
+            - t_ev.size * (special.gammaln(a) + a * math.log(theta))
+            + np.log(np.maximum(special.gammaincc(a, t_cen / theta), 1e-300)).sum()
+        )
     return float(-ll) if np.isfinite(ll) else 1e300
 
 
@@ -201,9 +242,10 @@ def fit_patience(wait: np.ndarray, abandoned: np.ndarray, rng: np.random.Generat
         if w.size > MAX_PATIENCE_SAMPLE:
             idx = rng.choice(w.size, size=MAX_PATIENCE_SAMPLE, replace=False)
         scale = w.size / idx.size
-        t_ev = np.maximum(w[idx][ab[idx]], 0.5)
+        t_ev = np.maximum(w[idx][ab[idx]], 0.01)  # a floor for log(0), not a shift
         t_cen = w[idx][~ab[idx]]
-        for kind in ("lognormal", "gamma"):
+        t_cen = t_cen[t_cen > 0]  # censored at 0 s adds log S(0) = 0
+        for kind in ("lognormal", "gamma", "weibull"):
             start = np.array([math.log(mean), 0.0])
             res = optimize.minimize(
                 _censored_nll,
@@ -215,15 +257,9 @@ def fit_patience(wait: np.ndarray, abandoned: np.ndarray, rng: np.random.Generat
             if not np.isfinite(res.fun) or res.fun >= 1e299:
                 continue
             ll = -float(res.fun) * scale
-            rows.append(
-                {
-                    "distribution": kind,
-                    "mean_seconds": math.exp(res.x[0]),
-                    "cv": math.exp(res.x[1]),
-                    "log_likelihood": ll,
-                    "aic": 4 - 2 * ll,
-                }
-            )
+            row = {"distribution": kind, "mean_seconds": math.exp(res.x[0])}
+            row["shape" if kind == "weibull" else "cv"] = math.exp(res.x[1])
+            rows.append({**row, "log_likelihood": ll, "aic": 4 - 2 * ll})
     else:
         out["note"] = (
             f"{d} abandons: fewer than {MIN_ABANDONS_FOR_SHAPE}, only the exponential law is fitted"

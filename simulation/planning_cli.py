@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def _nonneg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return v
+
+
+def _positive(text: str) -> float:
+    v = _nonneg(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= v <= 1000:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1000")
     return v
 
 
@@ -222,6 +240,113 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Shifts from requirements (HiGHS), then checked and mended in the twin."""
+    from simulation.fit import clean_json
+    from simulation.scenario import load_scenario
+    from simulation.schedule import load_shift_spec, solve_schedule
+    from simulation.schedule_check import (
+        mend_schedule,
+        read_forecast,
+        requirements_from_forecast,
+        requirements_from_staffing,
+        twin_scenario,
+        write_schedule_files,
+    )
+
+    if bool(args.forecast) == bool(args.requirements):
+        return _fail("schedule", "give exactly one of --forecast and --requirements")
+    try:
+        spec = load_shift_spec(args.shifts)
+        if args.time_limit is not None:
+            spec = spec.model_copy(update={"time_limit_seconds": args.time_limit})
+        base = load_scenario(args.scenario)
+        calls = None
+        if args.forecast:
+            fc = read_forecast(args.forecast)
+            calls = fc.calls
+            req = requirements_from_forecast(
+                fc, base, args.service_level, args.within, args.max_abandon
+            )
+        else:
+            req = requirements_from_staffing(args.requirements)
+        sched = solve_schedule(req, spec)
+        first_cost = sched.cost
+        history = []
+        if not args.no_check:
+            history = mend_schedule(
+                base,
+                sched,
+                calls,
+                args.service_level,
+                args.max_abandon,
+                budget=args.budget,
+                rounds=args.rounds,
+                replications=args.replications,
+                workers=args.workers,
+            )
+        twin = twin_scenario(base, sched, calls, args.replications)
+    except SimulationError as exc:
+        return _fail("schedule", str(exc))
+    out = Path(args.out)
+    write_schedule_files(sched, out, twin)
+    doc = {
+        "requirements": args.forecast or args.requirements,
+        "groups": list(req.groups),
+        "interval_minutes": req.width / 60,
+        "days": req.days,
+        "solver": {
+            "status": sched.status,
+            "gap": sched.gap,
+            "dual_bound": sched.dual_bound,
+            "solve_seconds": round(sched.solve_seconds, 3),
+            "time_limit_seconds": spec.time_limit_seconds,
+            "columns": len(sched.columns),
+        },
+        "cost_solved": first_cost,
+        "cost_final": sched.cost,
+        "lower_bound_cost": sched.lower_bound_cost,
+        "lower_bound": "required agent-hours after shrinkage, at each group's cost per hour",
+        "shifts": int(sched.x.sum()),
+        "twin_rounds": [
+            {"cost": r.cost, "failing_intervals": int(r.failing.size), **r.overall} for r in history
+        ],
+        "targets": {
+            "service_level": args.service_level,
+            "within_seconds": args.within,
+            "max_abandon": args.max_abandon,
+        },
+        "targets_hold": bool(history and not history[-1].failing.size) if history else None,
+    }
+    (out / "schedule.json").write_text(json.dumps(clean_json(doc), indent=2) + "\n", "utf-8")
+    if not args.no_charts:
+        try:
+            from simulation.schedule_charts import write_coverage_chart
+
+            write_coverage_chart(sched, history[-1] if history else None, out / "coverage.png")
+        except ImportError:
+            sys.stderr.write("note: matplotlib is not installed; charts skipped\n")
+    o = sys.stdout
+    o.write(
+        f"{int(sched.x.sum())} shifts, cost {sched.cost:,.0f} (solved {first_cost:,.0f}; lower "
+        f"bound {sched.lower_bound_cost:,.0f}); HiGHS {sched.status}, gap "
+        f"{(sched.gap or 0):.2%}, {sched.solve_seconds:.1f} s\n"
+    )
+    for k, r in enumerate(history):
+        o.write(
+            f"twin round {k}: cost {r.cost:,.0f}, service level {r.overall['service_level']:.1%}, "
+            f"abandon {r.overall['abandon_rate']:.1%}, {r.failing.size} interval(s) short\n"
+        )
+    if history:
+        o.write(
+            "targets hold in every interval\n"
+            if doc["targets_hold"]
+            else "targets NOT met everywhere (budget or rounds reached)\n"
+        )
+    o.write(f"wrote {out / 'schedule.csv'} and {out / 'scheduled_scenario.yaml'}\n")
+    return 0 if doc["targets_hold"] in (True, None) else 1
+
+
 def _log_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--columns",
@@ -274,3 +399,21 @@ def add_planning_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     _log_args(p)
     p.add_argument("--no-charts", action="store_true", help="skip the PNG chart")
     p.set_defaults(func=cmd_forecast)
+
+    p = subparsers.add_parser("schedule", help="shifts covering requirements, checked in the twin")
+    p.add_argument("--forecast", help="forecast.csv (ivr forecast): requirements by Erlang A")
+    p.add_argument("--requirements", help="staffing.csv (ivr staff): agents per interval, group")
+    p.add_argument("--scenario", required=True, help="scenario whose callers the twin runs")
+    p.add_argument("--shifts", required=True, help="shift rules YAML (scenarios/shifts/)")
+    p.add_argument("--out", required=True, help="directory for schedule.csv and the rest")
+    p.add_argument("--service-level", type=_share, default=0.8)
+    p.add_argument("--within", type=_nonneg, default=20.0, help="seconds")
+    p.add_argument("--max-abandon", type=_share, default=None)
+    p.add_argument("--time-limit", type=_positive, default=None, help="solver seconds")
+    p.add_argument("--budget", type=_nonneg, default=math.inf, help="extra cost for mending")
+    p.add_argument("--rounds", type=_count, default=3, help="simulate-and-mend rounds")
+    p.add_argument("--replications", type=_replications, default=5)
+    p.add_argument("--workers", type=_count, default=None, help="processes")
+    p.add_argument("--no-check", action="store_true", help="skip the twin check")
+    p.add_argument("--no-charts", action="store_true", help="skip the coverage chart")
+    p.set_defaults(func=cmd_schedule)
