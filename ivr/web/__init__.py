@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.errors import FlowError
+from ivr.floor import FloorLog, MemoryFloorLog, SQLiteFloorLog
 from ivr.flows.registry import FlowRegistry
 from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
@@ -20,6 +21,8 @@ from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
 from ivr.live.routing_store import MemoryRoutingState, RoutingState, SQLiteRoutingState
 from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
+from ivr.users import MemoryUserTable, SQLiteUserTable, Users, UserTable
+from ivr.web.live import Hub, picture
 from ivr.web.settings import Settings
 
 log = logging.getLogger("ivr.web")
@@ -41,7 +44,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     """Build the app. Raises :class:`ivr.errors.FlowError` if any flow is invalid: a
     server never starts on a broken flow."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config["IVR"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ivr.flows"] = registry or FlowRegistry.open(settings.flows_dir,
@@ -60,8 +63,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import admin, agents, queueing, voice
+    from ivr.web import admin, agents, auth, desktop, queueing, reports, voice, wallboard
 
+    auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
+    floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
+    routing = app.extensions["ivr.routing"]
+    app.extensions["ivr.live"] = Hub(read=lambda t: routing.state.query(
+        lambda router: picture(router, t, floor_log.last_id())))
+    app.register_blueprint(desktop.bp)
+    app.register_blueprint(wallboard.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
@@ -109,6 +120,18 @@ def _make_store(settings: Settings) -> Store:
     if settings.store == "memory":
         return MemoryStore()
     return SQLiteStore(settings.data_dir / "ivr.sqlite3")
+
+
+def _make_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:
+    """Users in the SQLite store's file, or in memory beside the memory store."""
+    table: UserTable = (SQLiteUserTable(store.connection) if isinstance(store, SQLiteStore)
+                        else MemoryUserTable())
+    return Users(table, clock=lambda: clock().timestamp())
+
+
+def _make_floor_log(store: Store) -> FloorLog:
+    """Holds, transfers and dispositions beside the calls they belong to."""
+    return SQLiteFloorLog(store.connection) if isinstance(store, SQLiteStore) else MemoryFloorLog()
 
 
 def _healthz() -> Any:
