@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import admin, agents, auth, desktop, queueing, reports, voice, wallboard
+    from ivr.web import admin, agents, auth, desktop, queueing, reports, studio, voice, wallboard
 
     auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
     floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(studio.bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
