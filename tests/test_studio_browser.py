@@ -111,6 +111,8 @@ def test_admin_edits_tries_publishes_and_rolls_back_bank(server):
                                    ".includes('No problems')")
             timings = page.evaluate("window.studioTimings")
         assert not page.locator(".cm-lint-marker-error").count()
+        page.get_by_role("button", name="Validate").click()
+        page.get_by_text("Draft is valid").wait_for()
 
         # A real change: a new greeting, redrawn picture, tried in the page.
         _go_to_line_end(page, greeting_line)
@@ -176,6 +178,14 @@ def test_admin_edits_tries_publishes_and_rolls_back_bank(server):
         assert page.locator("#diff-picture .changed").count() == 1
         assert "+    text: Thank you for calling Acme Bank" in page.locator("#diff-text").inner_text()
         page.locator("#diff-panel").screenshot(path=str(SHOTS / "studio-diff.png"))
+
+        # Completion from the flow JSON Schema: field names, and a field's allowed values.
+        _go_to_line_end(page, greeting_line - 1)  # "type: say"
+        for _ in range(3):
+            page.keyboard.press("Backspace")
+        page.keyboard.press("Control+Space")
+        page.locator(".cm-tooltip-autocomplete").get_by_text("route", exact=True).wait_for()
+        page.keyboard.press("Escape")
         browser.close()
     problems_ms = [t["problems_ms"] for t in timings]
     picture_ms = [t["picture_ms"] for t in timings]
