@@ -81,6 +81,11 @@ def test_problems_come_back_at_their_line_with_a_suggestion(studio):
     assert r["svg"].startswith("<svg") and r["nodes"]["check_hours"] > 0
     bad_yaml = post(client, "/admin/flows/bank/validate", token, text="start: [\n").json
     assert bad_yaml["problems"][0]["message"].startswith("YAML syntax error")
+    listing = client.get("/admin/flows", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert listing.count("unpublished changes") == 1  # the draft is kept...
+    post(client, "/admin/flows/bank/validate", token, text=text)
+    listing = client.get("/admin/flows", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "unpublished changes" not in listing  # ...until it is the live text again
 
 
 def test_publish_refuses_problems_then_publishes_and_rolls_back(studio):

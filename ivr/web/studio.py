@@ -132,6 +132,7 @@ def editor(flow_id: str) -> Any:
     live = versions.live().get(flow_id)
     draft = versions.draft(flow_id)
     return render_template("studio_editor.html", flow_id=flow_id, live=live, draft=draft,
+                           draft_at=iso(draft.updated_at) if draft else None,
                            text=draft.text if draft else (live.text if live else ""),
                            history=_history(flow_id), audit=_audit(flow_id))
 
@@ -170,7 +171,11 @@ def validate(flow_id: str) -> Any:
     text = _text()
     flow, problems = _checked(flow_id, text)
     try:
-        _versions().save_draft(flow_id, text, _author(), _now().timestamp())
+        live = _versions().live().get(flow_id)
+        if live is not None and live.text == text:
+            _versions().drop_draft(flow_id)  # nothing unpublished
+        else:
+            _versions().save_draft(flow_id, text, _author(), _now().timestamp())
     except StoreError:
         pass  # the draft is in the browser still; validation is what was asked
     return jsonify(ok=not problems, problems=_placed(text, problems),
