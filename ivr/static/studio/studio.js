@@ -356,7 +356,9 @@
       (d.added.join(", ") || "none") + "; removed " + (d.removed.join(", ") || "none") +
       "; changed " + (d.changed.join(", ") || "none") + ".";
     $("diff-text").textContent = d.diff || "(no text differences)";
-    if (d.svg) drawPicture($("diff-picture"), d.svg, d);
+    if (d.svg) drawPicture($("diff-picture"), d.svg, {added: d.added, changed: d.changed});
+    $("diff-picture-old").hidden = !(d.removed.length && d.svg_a);
+    if (d.removed.length && d.svg_a) drawPicture($("diff-picture-old"), d.svg_a, {removed: d.removed});
     $("diff-panel").scrollIntoView();
   }
 
