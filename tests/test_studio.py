@@ -7,10 +7,10 @@ import re
 import shutil
 
 import pytest
+from conftest import FLOWS, OPEN
 
 from ivr.web import create_app
 from ivr.web.settings import Settings
-from tests.conftest import FLOWS, OPEN
 
 PASSWORD = "correct horse battery"
 

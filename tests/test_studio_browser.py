@@ -17,12 +17,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import KNOWN_CALLER, ROOT, always_open_flows, call_sid
 from werkzeug.serving import make_server
 
 from ivr.console import HttpTransport
 from ivr.web import create_app
 from ivr.web.settings import Settings
-from tests.conftest import KNOWN_CALLER, ROOT, always_open_flows, call_sid
 
 PASSWORD = "correct horse battery"
 CHROMIUM = "/usr/bin/chromium"
