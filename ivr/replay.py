@@ -12,14 +12,16 @@ path of the draft that no stored input reaches is reported as such.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 from ivr.engine import CallerInput, Session, start, step
 from ivr.flows.loader import HUMAN_NODE, Flow
+from ivr.flows.models import Node
 from ivr.logs import redact_phone
 
 log = logging.getLogger(__name__)
@@ -63,29 +65,42 @@ def outcome_of(session: Session) -> str:
     return "in IVR"
 
 
+class _Visits(Mapping[str, Node]):
+    """A flow's nodes that remember which ones the engine entered."""
+
+    def __init__(self, nodes: Mapping[str, Node], seen: set[str]) -> None:
+        self._nodes, self.seen = nodes, seen
+
+    def __getitem__(self, key: str) -> Node:
+        node = self._nodes[key]
+        self.seen.add(key)
+        return node
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+
 def replay(flow: Flow, call: StoredCall) -> Replayed:
     """Run one stored call's inputs through ``flow``; never raises (an engine error is
     an outcome of its own, ``error``)."""
     visited: set[str] = set()
+    flow = dataclasses.replace(flow, nodes=_Visits(flow.nodes, visited))
     try:
         _, session = start(flow, call.call_id, call.caller, call.called, call.started_at)
-        visited |= _nodes(session)
         for at, event in call.inputs:
             if session.status != "active":
                 break
             _, session = step(flow, session, event, at)
-            visited |= _nodes(session)
     except Exception:
         log.exception("replay failed", extra={"call_id": call.call_id, "flow": flow.id})
         return Replayed("error", visited)
     return Replayed(outcome_of(session), visited)
-
-
-def _nodes(session: Session) -> set[str]:
-    found = {t["node"] for t in session.trail if t.get("node")}
-    if session.node:
-        found.add(session.node)
-    return found
 
 
 def stored_calls(store: Any, flow_id: str, since: float) -> list[StoredCall]:

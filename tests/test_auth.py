@@ -202,7 +202,7 @@ def test_roles_agent_supervisor_admin():
         got = {p: client.get(p, headers={"Accept": "text/html"}).status_code for p in pages}
         assert got == pages, name
         nav = page(client, "/reports" if name != "ana" else "/agent").get_data(as_text=True)
-        assert ('href="/flows">Flows' in nav) == (name == "root")
+        assert ('href="/admin/flows">Flows' in nav) == (name == "root")
     forbidden = app.test_client()
     sign_in(forbidden, "ana")
     assert forbidden.get("/wallboard", headers={"Accept": "application/json"}).get_json() == {

@@ -150,3 +150,14 @@ def test_cli_history_publish_rollback_and_export(folder, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(["flows", "rollback", "quickstart", "zero", *flags])
     assert exit_info.value.code == 2
+
+
+def test_another_process_finds_a_version_published_a_moment_ago(folder):
+    """Two workers on one store: a call started on a version worker A just published
+    continues on worker B with that version, before B's reload tick."""
+    a = versioned_registry(folder / "flows", folder / "var")
+    b = versioned_registry(folder / "flows", folder / "var")
+    text = (folder / "flows" / "quickstart.yaml").read_text().replace("Thanks", "Hi, thanks")
+    publish(a, "quickstart", text, "ann", "greeting")
+    new = a.get("quickstart").version
+    assert b.get("quickstart", new).version == new

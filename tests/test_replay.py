@@ -32,6 +32,7 @@ def test_replaying_the_published_version_gives_each_calls_real_outcome(tmp_path)
     real = Counter(outcome_of(phone.store.get_session(c.call_id)) for c in calls)
     assert report["published"] == report["draft"] == dict(real)
     assert report["changed"] == [] and report["calls"] == len(SCRIPTS)
+    assert report["unreached"] == []  # say nodes too: every node the engine entered counts
     assert real["route:sales"] == 4 and real["no-match"] == 1  # the silent caller gave up
 
 

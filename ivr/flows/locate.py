@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from ivr.flows.loader import SAFE_LOADER
+
 _AT_LINE = re.compile(r"^(?P<file>[^:]*):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<rest>.*)$", re.S)
 _NODE = re.compile(r"^node '(?P<node>[^']+)': (?P<rest>.*)$", re.S)
 _FIELD = re.compile(r"^(?P<path>[A-Za-z_][\w\-]*(?:(?:\.[\w\-]+)|(?:\[\d+\]))*): (?P<rest>.*)$",
@@ -32,7 +34,7 @@ class Located:
 
 def _compose(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return None
 

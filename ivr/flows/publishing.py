@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow, Reader, _folder_problems, load_flow_text
-from ivr.flows.versions import FlowVersion, VersionStore, text_hash
+from ivr.flows.versions import FlowVersion, VersionStore
 
 if TYPE_CHECKING:
     from ivr.flows.registry import FlowRegistry
@@ -122,11 +122,7 @@ def publish_files(registry: FlowRegistry, flows: Mapping[str, Flow], now: float 
         except OSError as exc:
             problems.append(f"{flow.path}: cannot read: {exc.strerror}")
             continue
-        if versions.with_hash(flow.id, text_hash(text)) is not None:
-            continue
-        message = f"from file {flow.path.name}"
-        version = versions.record(flow.id, flow.path.name, text, author, message, now)
-        versions.publish(flow.id, version.version, author, now, "publish", message)
+        versions.adopt(flow.id, flow.path.name, text, author, f"from file {flow.path.name}", now)
     return problems
 
 

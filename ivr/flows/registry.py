@@ -174,6 +174,9 @@ class FlowRegistry:
 
     def get(self, flow_id: str, version: str | None = None) -> Flow | None:
         """The flow by id: the given version if still kept, else the current one."""
+        if version is not None and (flow_id, version) not in self._versions \
+                and self.versions is not None:
+            self.load_live()  # another process may have published it a moment ago
         if version is not None and (flow_id, version) in self._versions:
             return self._versions[(flow_id, version)]
         return self._flows.get(flow_id)

@@ -152,6 +152,30 @@ class VersionStore:
                          " VALUES (?,?,?,?,?,?)", (flow_id, now, author, "save", number, message))
         return FlowVersion(flow_id, number, digest, filename, author, now, message, text)
 
+    def adopt(self, flow_id: str, filename: str, text: str, author: str, message: str,
+              now: float) -> FlowVersion | None:
+        """Store and publish ``text`` in one transaction unless the flow already has a
+        version with this text (then None): how files become versions, safe when several
+        worker processes start at once."""
+        digest = text_hash(text)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM flow_versions WHERE flow_id=? AND hash=?",
+                            (flow_id, digest)).fetchone() is not None:
+                return None
+            row = conn.execute("SELECT MAX(version) FROM flow_versions WHERE flow_id=?",
+                               (flow_id,)).fetchone()
+            number = (row[0] or 0) + 1
+            conn.execute("INSERT INTO flow_versions VALUES (?,?,?,?,?,?,?,?)",
+                         (flow_id, number, digest, filename, author, now, message, text))
+            conn.execute("INSERT INTO flow_live VALUES (?,?,?) ON CONFLICT(flow_id) DO UPDATE "
+                         "SET version=excluded.version, published_at=excluded.published_at",
+                         (flow_id, number, now))
+            conn.executemany(
+                "INSERT INTO flow_audit (flow_id, at, actor, action, version, message) "
+                "VALUES (?,?,?,?,?,?)", [(flow_id, now, author, action, number, message)
+                                         for action in ("save", "publish")])
+        return FlowVersion(flow_id, number, digest, filename, author, now, message, text)
+
     def get(self, flow_id: str, version: int) -> FlowVersion | None:
         with self._locked() as conn:
             row = conn.execute("SELECT * FROM flow_versions WHERE flow_id=? AND version=?",

@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         queueing,
         reports,
         safe,
+        studio,
         voice,
         wallboard,
     )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(studio.bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     errors.register(app)
     if settings.reload_interval_s > 0 or settings.routing_tick_s > 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from ivr.flows.loader import spec_summary
 from ivr.logs import redact
@@ -16,8 +16,19 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.get("/flows")
-@bearer_token_required("admin_token")
 def flows() -> Any:
+    """A browser gets the flow studio's list page; an API client (bearer token, JSON)
+    gets the loaded flows."""
+    if "Authorization" not in request.headers and any(
+            value == "text/html" for value, _ in request.accept_mimetypes):
+        from ivr.web.studio import index
+
+        return index()
+    return _flows_json()
+
+
+@bearer_token_required("admin_token")
+def _flows_json() -> Any:
     registry = current_app.extensions["ivr.flows"]
     return jsonify(flows=[spec_summary(f) for f in registry.flows.values()],
                    problems=registry.problems)
