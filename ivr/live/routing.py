@@ -331,7 +331,13 @@ class LiveRouting:
                 out.append(Connect(d.call_id, d.agent_id))
                 intents.append(Intent(f"connect:{d.call_id}:{d.agent_id}:{d.seq}", "connect",
                                       d.call_id, d.agent_id))
-        if intents:
+        if intents and not getattr(self.telephony, "configured", True):
+            # No Twilio account: nothing can be sent, so nothing is queued or retried; the
+            # offer stands for an agent who accepts on their desktop or through the API.
+            for i in intents:
+                log.error("cannot connect the call to its agent: TWILIO_ACCOUNT_SID is not "
+                          "set", extra={"call_id": i.call_id, "agent": i.agent_id})
+        elif intents:
             self.outbox.add(intents, wall_clock())
         return out
 

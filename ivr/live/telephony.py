@@ -65,6 +65,8 @@ class NoTelephony:
     """Used when no Twilio account is configured: routing decisions are still made and
     shown, but nobody can be connected, and the logs say so."""
 
+    configured = False  # the outbox records nothing for it (nothing could be sent)
+
     def redirect(self, call_sid: str, url: str) -> None:
         raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot connect the call to its "
                              "agent")
