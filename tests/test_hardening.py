@@ -318,3 +318,11 @@ def test_whisper_and_screen_pop_say_caller_id_is_only_recognised(center):
     doc = center.twilio(f"/voice/whisper?call={sid}&agent=bob", {"CallSid": "CA" + "9" * 32})
     text = doc.find("Say").text
     assert "Recognised by caller ID only, not verified." in text and "Identity verified" not in text
+
+
+def test_the_safe_path_documents_are_valid_twiml(twiml_schema):
+    from ivr.twiml import fallback_dial, safe_queue
+
+    for doc in (safe_queue("Sorry.", "general"), fallback_dial("Sorry.", "+14155550100"),
+                fallback_dial("Sorry.", None)):
+        assert not list(twiml_schema.iter_errors(doc)), doc

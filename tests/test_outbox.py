@@ -60,10 +60,12 @@ def test_an_offer_timing_out_before_twilio_was_reached_does_not_bench_the_agent(
         routing = center.app.extensions["ivr.routing"]
         center.now += dt.timedelta(seconds=20)  # past the 15 s reservation timeout
         routing.run(routing.tick(center.now))
-        assert center.router().agents["bob"].presence.value == "available"
+        router = center.router()
+        assert router.agents["bob"].presence.value == "available"
+        assert router.calls[sid].agent_id == "bob"  # offered to him again, not excluded
         kinds = [d["kind"] for d in center.client.get(
             f"/calls/{sid}/decisions", headers=AGENT_AUTH).json["decisions"]]
-        assert kinds[:2] == ["offered", "timed_out"]
+        assert kinds[:2] == ["offered", "timed_out"] and kinds[-1] == "offered"
 
 
 @pytest.mark.parametrize("make", [MemoryOutbox, "sqlite"])
@@ -79,3 +81,5 @@ def test_each_intent_is_recorded_once_and_claimed_by_one_sender(tmp_path, make):
     assert outbox.delivered("CA1", "bob") is False
     outbox.sent(intent.key)
     assert outbox.delivered("CA1", "bob") is True and outbox.claim(99.0) == []
+    assert outbox.prune(-1.0) == 0 and outbox.prune(0.5) == 1  # kept a while, then forgotten
+    assert outbox.counts() == {}

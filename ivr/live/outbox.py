@@ -26,6 +26,8 @@ MAX_TRIES = 3
 BACKOFF_S = (0.5, 1.5, 3.0)
 #: A claim older than this (a sender died mid-send) may be taken again.
 CLAIM_TTL_S = 30.0
+#: Finished intents (sent or given up) are kept this long for inquiries, then pruned.
+KEEP_S = 24 * 3600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -79,6 +81,10 @@ class Outbox(Protocol):
         ...
 
     def counts(self) -> dict[str, int]: ...
+
+    def prune(self, before: float) -> int:
+        """Forget finished intents created before ``before``; returns how many."""
+        ...
 
 
 def _backoff(tries: int) -> float:
@@ -154,6 +160,19 @@ class SQLiteOutbox:
         rows = self._connect().execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")
         return {str(state): int(n) for state, n in rows}
 
+    def prune(self, before: float) -> int:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'failed') AND "
+                             "created_at < ?", (before,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return int(n)
+
 
 @dataclass
 class MemoryOutbox:
@@ -166,7 +185,8 @@ class MemoryOutbox:
         with self._lock:
             for i in intents:
                 self.rows.setdefault(i.key, {"intent": i, "state": "pending", "tries": 0,
-                                             "due_at": now, "claimed_at": None})
+                                             "due_at": now, "claimed_at": None,
+                                             "created_at": now})
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
         with self._lock:
@@ -208,6 +228,14 @@ class MemoryOutbox:
             for r in self.rows.values():
                 out[r["state"]] = out.get(r["state"], 0) + 1
             return out
+
+    def prune(self, before: float) -> int:
+        with self._lock:
+            old = [k for k, r in self.rows.items()
+                   if r["state"] in ("sent", "failed") and r["created_at"] < before]
+            for k in old:
+                del self.rows[k]
+            return len(old)
 
 
 def wall_clock() -> float:

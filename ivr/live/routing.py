@@ -28,7 +28,7 @@ from ivr.engine.session import Session
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow
 from ivr.flows.models import RouteNode
-from ivr.live.outbox import Intent, MemoryOutbox, Outbox, wall_clock
+from ivr.live.outbox import KEEP_S, Intent, MemoryOutbox, Outbox, wall_clock
 from ivr.live.roster import load_roster
 from ivr.live.routing_store import RoutingState
 from ivr.live.telephony import Telephony, TelephonyError
@@ -307,6 +307,8 @@ class LiveRouting:
                 agent = router.agents.get(agent_id or "")
                 if timed_out and agent is not None and agent.presence.value == "break" and \
                         self.outbox.delivered(call_id, agent.id) is False:
+                    if call is not None:  # nor keep them from the call they never heard
+                        call.excluded.discard(agent.id)
                     decisions += router.set_agent_state(agent.id, "available", now.timestamp())
             return self._effects(router, decisions)
 
@@ -358,6 +360,7 @@ class LiveRouting:
     def sender_loop(self, stop: threading.Event, threads: int = 8) -> None:
         """The background sender: woken by :meth:`run`, and every 0.25 s for retries."""
         self.background = True
+        pruned_at = 0.0
         with ThreadPoolExecutor(threads, thread_name_prefix="ivr-outbox") as pool:
             while not stop.is_set():
                 self._wake.wait(0.25)
@@ -365,6 +368,9 @@ class LiveRouting:
                 try:
                     while self.deliver(pool):
                         pass
+                    if wall_clock() - pruned_at > 600:
+                        pruned_at = wall_clock()
+                        self.outbox.prune(pruned_at - KEEP_S)
                 except Exception:
                     log.exception("outbox sender failed; will try again")
 

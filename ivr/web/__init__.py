@@ -64,8 +64,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import (admin, agents, auth, desktop, errors, queueing, reports, safe, voice,
-                         wallboard)
+    from ivr.web import (
+        admin,
+        agents,
+        auth,
+        desktop,
+        errors,
+        queueing,
+        reports,
+        safe,
+        voice,
+        wallboard,
+    )
 
     auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
     floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
