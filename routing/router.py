@@ -14,9 +14,8 @@ from typing import Any
 from routing import snapshot
 from routing import stats as stats_mod
 from routing.batch import solve_batch
-from routing.decisions import DecisionLog
-from routing.errors import InvalidTransitionError, UnknownAgentError, UnknownCallError
-from routing.index import Group, RoutingIndex
+from routing.errors import InvalidTransitionError
+from routing.index import Group
 from routing.models import (
     PRESENCE_STATES,
     Agent,
@@ -26,13 +25,12 @@ from routing.models import (
     Candidate,
     Decision,
     DecisionKind,
-    Requirement,
     SlotState,
 )
-from routing.policy import RoutingPolicy, did_you_mean
-from routing.scoring import call_order_key, is_eligible
-from routing.stats import QueueCounters, QueueStats
-from routing.timers import OFFER, OVERFLOW, RELAX, WRAP, Timer, TimerQueue
+from routing.scoring import is_eligible
+from routing.state import RouterState
+from routing.stats import QueueStats
+from routing.timers import OFFER, OVERFLOW, RELAX, WRAP, Timer
 
 _TOP_K = 3  # candidates kept in a batch decision record (single decisions: chosen + runner-up)
 _OFFERED, _QUEUED = DecisionKind.OFFERED, DecisionKind.QUEUED
@@ -48,51 +46,11 @@ _SLOT_STATE = {
 }
 
 
-class Router:
-    """Skills-based router over one policy. Not thread-safe: one owner at a time."""
+class Router(RouterState):
+    """Skills-based router over one policy. Not thread-safe: one owner at a time.
 
-    def __init__(
-        self,
-        policy: RoutingPolicy | None = None,
-        *,
-        history_limit: int = 10_000,
-        record_decisions: bool = True,
-        auto_accept: bool = False,
-    ) -> None:
-        """``history_limit``: finished calls whose decisions ``explain`` keeps.
-        ``record_decisions=False`` (simulations): decisions carry only seq, time,
-        call, queue, kind, trigger and agent, and nothing is kept for ``explain``.
-        ``auto_accept=True`` (simulations): every offer is accepted at once, at the
-        time it is made: an ``offered`` decision comes back with its call already
-        connected (no reservation timer, no ``accept`` to call). The agents and times
-        are those of a driver that calls ``accept`` on every offer as it comes."""
-        self.policy = policy or RoutingPolicy.default()
-        self.history_limit = history_limit
-        self.record_decisions = record_decisions
-        self.auto_accept = auto_accept
-        self.agents: dict[str, Agent] = {}
-        self.calls: dict[str, Call] = {}  # active calls: waiting, reserved, connected
-        self._index = RoutingIndex(self.agents, self.policy.scoring.weight)
-        self._timers = TimerQueue()
-        self._log = DecisionLog(history_limit)
-        self._call_seq = 0
-        self._excluded_by: dict[str, set[str]] = {}
-        self._counters: dict[str, QueueCounters] = {q: QueueCounters() for q in self.policy.queues}
-        self._waiting: dict[str, set[str]] = {q: set() for q in self.policy.queues}
-        self._aging = self.policy.priority_aging.seconds_per_level
-        self._step_labels: dict[tuple[str, int], str] = {}
-        self._reqs: dict[str, tuple[str, int, Group]] = {}  # call id -> (queue, step, its group)
-        self._effective: dict[tuple[str, tuple[tuple[str, int], ...], str | None, int], Group] = {}
-        self._queue_groups: dict[str, Group] = {}  # queue -> group of its skills and language
-        # per queue, from the (frozen) policy: service-level threshold; has queue timers
-        self._threshold = {
-            q: spec.service_level.threshold_seconds for q, spec in self.policy.queues.items()
-        }
-        self._timed = {
-            q
-            for q, spec in self.policy.queues.items()
-            if spec.relax or (spec.max_wait_seconds is not None and spec.overflow_queue is not None)
-        }
+    Its state (agents, calls, indexes, counters) is :class:`RouterState`; this class
+    holds the operations that change it."""
 
     def prepare(self) -> None:
         """Build the index of every queue x relaxation step x language now.
@@ -286,6 +244,20 @@ class Router:
                 )
         return decisions
 
+    def offer_to(self, call: Call, agent_id: str, now: float, note: str = "") -> Decision:
+        """A transfer to a named agent: the call enters its queue and is offered to that
+        agent, who must be free to take it. A reject or timeout then routes it as usual."""
+        agent = self._agent(agent_id)
+        if not agent.routable:
+            raise InvalidTransitionError(
+                f"agent {agent_id}: is {agent.state.value}; a call can be offered to a named "
+                "agent only while they are available (transfer to a queue instead)"
+            )
+        self._admit(call, now)
+        self._reserve(call, agent, now, parked=False)
+        return self._record(call, now, DecisionKind.OFFERED, "transfer", agent_id=agent_id,
+                            eligible=1, note=note or f"transferred to {agent_id} by name")
+
     def accept(self, call_id: str, agent_id: str, now: float) -> None:
         """The agent accepted the offer: the call is connected."""
         call, agent = self._reserved(call_id, agent_id)
@@ -312,6 +284,13 @@ class Router:
         """The agent declined: the call goes to the next best agent (never this one again)."""
         call, agent = self._reserved(call_id, agent_id)
         return self._withdraw(call, agent, now, DecisionKind.REJECTED, "reject")
+
+    def release(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
+        """Take an offer back for a reason that is not the agent's (the telephony could
+        not reach the call): no penalty, no exclusion; the call keeps its place."""
+        call, agent = self._reserved(call_id, agent_id)
+        return self._withdraw(call, agent, now, DecisionKind.REJECTED, "release",
+                              exclude=False)
 
     def timeout(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
         """The offer expired (``tick`` calls this when due; a driver may call it too)."""
@@ -421,10 +400,6 @@ class Router:
         Only with ``record_decisions`` on; the live layer stores each one exactly once."""
         self._log.listener = listener
 
-    def requirement(self, call_id: str) -> Requirement:
-        """The call's requirement now (after the relaxation steps in force)."""
-        return self._req_of(self._call(call_id))
-
     def estimated_wait(
         self,
         now: float,
@@ -480,13 +455,15 @@ class Router:
         """Rebuild a router from :meth:`to_dict` output (indexes and timers are re-derived;
         the options are not part of the snapshot). Offers pending in the snapshot stay
         pending under ``auto_accept`` too."""
-        return snapshot.from_dict(
-            cls,
-            data,
+        router = cls(
+            snapshot.policy_of(data),
             history_limit=history_limit,
             record_decisions=record_decisions,
             auto_accept=auto_accept,
         )
+        snapshot.restore(router, data)
+        router._rearm()
+        return router
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the state is inconsistent (for tests and after a restore)."""
@@ -520,22 +497,6 @@ class Router:
             if a.routable:
                 self._index.agent_joins(a)
 
-    def _agent(self, agent_id: str) -> Agent:
-        try:
-            return self.agents[agent_id]
-        except KeyError:
-            raise UnknownAgentError(
-                f"agent {agent_id!r}: not registered{did_you_mean(agent_id, self.agents)}; "
-                "add it with add_agent"
-            ) from None
-
-    def _call(self, call_id: str) -> Call:
-        try:
-            return self.calls[call_id]
-        except KeyError:
-            done = " (it already ended)" if self._log.ended(call_id) else ""
-            raise UnknownCallError(f"call {call_id!r}: not in the router{done}") from None
-
     def _reserved(self, call_id: str, agent_id: str) -> tuple[Call, Agent]:
         call = self._call(call_id)
         if call.state is not CallState.RESERVED or call.agent_id != agent_id:
@@ -546,36 +507,6 @@ class Router:
             )
             raise InvalidTransitionError(f"call {call_id}: is {held}, not offered to {agent_id}")
         return call, self._agent(agent_id)
-
-    def _key(self, call: Call) -> tuple[float, float, int]:
-        prio = self.policy.queues[call.queue].priority + call.priority
-        return call_order_key(prio, call.enqueued_at, call.seq, self._aging)
-
-    def _group_of(self, call: Call) -> Group:
-        """The index group of the call's requirement now (cached per call and per kind of call)."""
-        hit = self._reqs.get(call.id)
-        if hit is not None and hit[0] == call.queue and hit[1] == call.step:
-            return hit[2]
-        # (a tuple of the items: calls of a queue list its skills in one order, and
-        # another order only costs one more cache entry for the same group)
-        key = (call.queue, tuple(call.skills.items()), call.language, call.step)
-        g = self._effective.get(key)
-        if g is None:
-            if len(self._effective) > 50_000:
-                self._effective.clear()
-            req = self.policy.effective(call.queue, call.skills, call.language, call.step)
-            g = self._effective[key] = self._index.group(req)
-        self._reqs[call.id] = (call.queue, call.step, g)
-        return g
-
-    def _req_of(self, call: Call) -> Requirement:
-        return self._group_of(call).req
-
-    def _step_label(self, queue: str, step: int) -> str:
-        label = self._step_labels.get((queue, step))
-        if label is None:
-            label = self._step_labels[(queue, step)] = self.policy.step_label(queue, step)
-        return label
 
     def _park(self, call: Call) -> Group:
         g = self._group_of(call)
@@ -819,11 +750,13 @@ class Router:
         return out
 
     def _withdraw(
-        self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str
+        self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str,
+        exclude: bool = True,
     ) -> list[Decision]:
         """Take a pending offer back from an agent; re-route the call, free the agent."""
-        call.excluded.add(agent.id)
-        self._excluded_by[call.id] = call.excluded
+        if exclude:
+            call.excluded.add(agent.id)
+            self._excluded_by[call.id] = call.excluded
         del agent.slots[call.id]
         agent.idle_since = now
         self._note(call, now, kind, trigger, agent.id)

@@ -7,20 +7,16 @@ timers are derived again from them on restore, so they can never disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
+from routing.counters import QueueCounters
 from routing.errors import InvalidTransitionError
 from routing.models import Agent, Call, CallState, SlotState
-from routing.policy import parse_policy
-from routing.stats import QueueCounters
-
-if TYPE_CHECKING:
-    from routing.router import Router
-
-R = TypeVar("R", bound="Router")
+from routing.policy import RoutingPolicy, parse_policy
+from routing.state import RouterState
 
 
-def to_dict(r: Router, *, history: bool = True) -> dict[str, Any]:
+def to_dict(r: RouterState, *, history: bool = True) -> dict[str, Any]:
     """The router's whole state as plain data (JSON-able). ``history=False`` leaves
     out the decision log (kept elsewhere, e.g. stored decision by decision)."""
     log = r._log.to_dict() if history else {"seq": r._log.seq, "history": {}, "finished": []}
@@ -34,22 +30,15 @@ def to_dict(r: Router, *, history: bool = True) -> dict[str, Any]:
     }
 
 
-def from_dict(
-    cls: type[R],
-    data: Mapping[str, Any],
-    *,
-    history_limit: int = 10_000,
-    record_decisions: bool = True,
-    auto_accept: bool = False,
-) -> R:
-    """Rebuild a router from :func:`to_dict` output; indexes and timers are re-derived
-    from the agents and calls, so a snapshot holds no derived state."""
-    r = cls(
-        parse_policy(data["policy"], "<snapshot policy>"),
-        history_limit=history_limit,
-        record_decisions=record_decisions,
-        auto_accept=auto_accept,
-    )
+def policy_of(data: Mapping[str, Any]) -> RoutingPolicy:
+    """The routing policy a snapshot was taken under."""
+    return parse_policy(data["policy"], "<snapshot policy>")
+
+
+def restore(r: RouterState, data: Mapping[str, Any]) -> None:
+    """Fill a new, empty state with a :func:`to_dict` snapshot's agents, calls, counters
+    and log; the router then re-derives its indexes and timers from them, so a snapshot
+    holds no derived state."""
     r._call_seq = data["call_seq"]
     stranded = sorted({c["queue"] for c in data["calls"]} - set(r.policy.queues))
     if stranded:
@@ -74,11 +63,9 @@ def from_dict(
         c = Call.from_dict(cd)
         c.step = min(c.step, len(r.policy.queues[c.queue].relax))  # the policy may have fewer steps
         r.calls[c.id] = c
-    r._rearm()
-    return r
 
 
-def check_invariants(r: Router) -> None:
+def check_invariants(r: RouterState) -> None:
     """Raise AssertionError if the router's state is inconsistent."""
     for a in r.agents.values():
         assert a.load <= a.capacity, f"agent {a.id}: {a.load} slots > capacity {a.capacity}"

@@ -12,51 +12,15 @@ Definitions (DESIGN.md's KPI meanings, counted since the router's last
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from routing.counters import QueueCounters
 from routing.errors import RoutingError
 from routing.models import AgentState, CallState, Requirement
 from routing.scoring import call_order_key, is_eligible
-
-if TYPE_CHECKING:
-    from routing.router import Router
-
-
-@dataclass(slots=True)
-class QueueCounters:
-    """Running totals of one queue since the last reset."""
-
-    offered: int = 0
-    answered: int = 0
-    answered_in_sl: int = 0
-    abandoned: int = 0
-    overflowed: int = 0
-    wait_sum: float = 0.0
-    handle_times: deque[float] = field(default_factory=lambda: deque(maxlen=100))
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {
-            k: getattr(self, k)
-            for k in (
-                "offered",
-                "answered",
-                "answered_in_sl",
-                "abandoned",
-                "overflowed",
-                "wait_sum",
-            )
-        }
-        d["handle_times"] = list(self.handle_times)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QueueCounters:
-        c = cls(**{k: v for k, v in d.items() if k != "handle_times"})
-        c.handle_times.extend(d.get("handle_times", ()))
-        return c
+from routing.state import RouterState
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +79,7 @@ def estimate_wait(ahead: int, servers: int, free: int, aht: float) -> float | No
 
 
 def estimated_wait(
-    r: Router,
+    r: RouterState,
     now: float,
     *,
     call_id: str | None = None,
@@ -164,7 +128,7 @@ def estimated_wait(
     return estimate_wait(ahead, servers, free, aht)
 
 
-def queue_stats(r: Router, queue: str, now: float) -> QueueStats:
+def queue_stats(r: RouterState, queue: str, now: float) -> QueueStats:
     """Real-time figures of a queue (scans its agents: O(agents))."""
     spec = r.policy.queue(queue)
     c = r._counters[queue]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -598,3 +599,15 @@ def test_auto_accept_connects_offers_at_once() -> None:
     assert again.enqueue(Call("c2", "billing"), 70).kind is DecisionKind.QUEUED
     assert [d.agent_id for d in again.tick(90)] == ["a"]
     assert again.calls["c2"].state is CallState.CONNECTED
+
+
+def test_snapshot_and_stats_depend_on_the_state_not_the_router() -> None:
+    """The router's state is below its operations: the state, snapshot, statistics and
+    counters modules never import the router (no import circle)."""
+    for name in ("state", "snapshot", "stats", "counters"):
+        tree = ast.parse((ROOT / "routing" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "routing.router" not in imported, f"routing/{name}.py imports the router"
+        assert not any(isinstance(n, ast.ImportFrom) and n.module == "routing"
+                       and any(a.name == "router" for a in n.names) for n in ast.walk(tree))
