@@ -179,14 +179,15 @@ class LiveRouting:
                 return []
             callback = dict(call.context.get("callback") or {})
             callback["tries"] = int(callback.get("tries", 0)) + 1
-            call.context["callback"] = callback
             t = now.timestamp()
             if callback["tries"] >= CALLBACK_TRIES:
                 callback["gave_up"] = True
+                router.set_context(call_id, "callback", callback)
                 decisions = router.abandon(call_id, t)
                 log.warning("callback unanswered; giving up", extra={
                     "call_id": call_id, "tries": callback["tries"]})
             else:
+                router.set_context(call_id, "callback", callback)
                 decisions = router.reject(call_id, agent_id, t)
             return self._effects(router, decisions)
 

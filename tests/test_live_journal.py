@@ -1,0 +1,175 @@
+"""The live router as a journal: several processes (several state objects over one
+store) interleave routing operations; replaying the journal alone, or any snapshot plus
+the journal after it, gives exactly the router every process holds (``to_dict`` equal).
+Clocks that run behind are clamped and counted."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_routing_properties import make_policy
+
+from ivr.live.calls_store import SQLiteStore
+from ivr.live.journal import Command, replay
+from ivr.live.routing_store import CLAMPS, HISTORY, SQLiteRoutingState
+from routing import Agent, AgentState, Call, Router, RoutingError
+
+POLICY = make_policy(30.0)
+QUEUES = sorted(POLICY.queues)
+
+op_st = st.tuples(
+    st.integers(0, 2),  # which process
+    st.sampled_from(["enqueue"] * 4 + ["accept"] * 3 + ["complete"] * 2
+                    + ["reject", "timeout", "abandon", "available", "break", "tick",
+                       "context", "reset", "bad"]),
+    st.integers(0, 50),  # picks a call, agent or queue
+    st.floats(-3.0, 12.0),  # time step: negative = this host's clock is behind
+    st.booleans(),  # a routing error escapes the update (rolled back) or is caught inside
+)
+
+
+def _states(db: Path, n: int, every: int) -> list[Any]:
+    return [SQLiteRoutingState(SQLiteStore(db).connection, POLICY, snapshot_every=every,
+                               snapshot_seconds=1e9) for _ in range(n)]
+
+
+def _pick(items: list[Any], k: int) -> Any:
+    return items[k % len(items)] if items else None
+
+
+def _operate(router: Any, kind: str, k: int, now: float, n: int) -> None:
+    calls = sorted(router.calls.values(), key=lambda c: c.id)
+    reserved = [c for c in calls if c.state.value == "reserved"]
+    if kind == "enqueue":
+        router.enqueue(Call(id=f"c{n}", queue=_pick(QUEUES, k),
+                            language=_pick(["en", "es", None], k)), now)
+    elif kind in ("accept", "reject", "timeout") and reserved:
+        c = _pick(reserved, k)
+        getattr(router, kind)(c.id, c.agent_id, now)
+    elif kind == "complete":
+        c = _pick([c for c in calls if c.state.value == "connected"], k)
+        if c is not None:
+            router.complete(c.id, now)
+    elif kind == "abandon" and calls:
+        router.abandon(_pick(calls, k).id, now)
+    elif kind in ("available", "break"):
+        router.set_agent_state(f"a{k % 5}", kind if kind == "break" else "available", now)
+    elif kind == "tick":
+        router.tick(now)
+    elif kind == "context" and calls:
+        router.set_context(_pick(calls, k).id, "note", {"k": k})
+    elif kind == "reset":
+        router.reset_stats()
+    elif kind == "bad":  # an operation the router refuses
+        router.accept("no-such-call", "a0", now)
+
+
+def _seed(state: Any) -> None:
+    with state.update() as router:
+        for i in range(5):
+            router.add_agent(Agent(id=f"a{i}", skills={"a": 1 + i % 4, "b": 3, "c": 2 + i % 3},
+                                   languages={"en"} if i % 2 else {"en", "es"}, capacity=1 + i % 2,
+                                   presence=AgentState.AVAILABLE), 0.0)
+
+
+def _journal(db: Path) -> tuple[list[tuple], dict[int, dict]]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal ORDER BY seq"
+                        ).fetchall()
+    snaps = {s: json.loads(d) for s, d in conn.execute(
+        "SELECT seq, data FROM routing_snapshots")}
+    conn.close()
+    return rows, snaps
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op_st, min_size=1, max_size=40), every=st.integers(2, 9))
+def test_any_interleaving_replays_to_what_every_process_holds(tmp_path_factory, ops, every):
+    db = tmp_path_factory.mktemp("journal") / "ivr.sqlite3"
+    states = _states(db, 3, every)
+    records: dict[int, tuple] = {}  # every record ever written (the journal is pruned)
+    snapshots: dict[int, dict] = {}
+    _seed(states[0])
+    rows, snapshots = _journal(db)
+    records.update({r[0]: r for r in rows})
+    clocks = [100.0, 100.0, 100.0]
+    for n, (p, kind, k, step, escape) in enumerate(ops):
+        clocks[p] += step
+        try:
+            with states[p].update() as router:
+                try:
+                    _operate(router, kind, k, clocks[p], n)
+                except RoutingError:
+                    if escape:
+                        raise
+        except RoutingError:
+            pass
+        rows, snaps = _journal(db)
+        records.update({r[0]: r for r in rows})
+        snapshots.update(snaps)
+
+    held = [s.query(lambda r: r.to_dict()) for s in states]
+    assert held[0] == held[1] == held[2]
+    commands = [Command(op, json.loads(args), at) for _, _, at, op, args in
+                (records[s] for s in sorted(records))]
+    assert sorted(records) == list(range(1, len(records) + 1)), "no gap in the journal"
+    ats = [c.now for c in commands]
+    assert ats == sorted(ats), "the journal's clock never goes back"
+    # the journal alone
+    assert replay(Router(POLICY, history_limit=HISTORY), commands).to_dict() == held[0]
+    # any snapshot plus the journal after it
+    for seq, data in snapshots.items():
+        restored = replay(Router.from_dict(data, history_limit=HISTORY), commands[seq:])
+        assert restored.to_dict() == held[0], f"snapshot at {seq}"
+    # a process that starts now, from the store alone
+    assert _states(db, 1, every)[0].query(lambda r: r.to_dict()) == held[0]
+    Router.from_dict(held[0]).check_invariants()
+
+
+def test_a_command_whose_clock_is_behind_is_clamped_and_counted(tmp_path):
+    db = tmp_path / "ivr.sqlite3"
+    ahead, behind = _states(db, 2, 100)
+    _seed(ahead)
+    with ahead.update() as router:
+        router.enqueue(Call(id="c1", queue="qa"), 200.0)
+    with behind.update() as router:  # this host's clock is 50 s behind
+        router.enqueue(Call(id="c2", queue="qa"), 150.0)
+        assert router.calls["c2"].enqueued_at == 200.0
+    rows, _ = _journal(db)
+    assert [r[2] for r in rows][-2:] == [200.0, 200.0]
+    assert behind.meta(CLAMPS) == "1" and behind.stats.clamped == 1 and ahead.stats.clamped == 0
+
+
+def test_a_rolled_back_operation_is_not_kept_by_its_process(tmp_path):
+    """A call step whose transaction rolls back after routing: the process's router must
+    not keep the operation that never reached the journal."""
+    db = tmp_path / "ivr.sqlite3"
+    store = SQLiteStore(db)
+    mine, other = SQLiteRoutingState(store.connection, POLICY), _states(db, 1, 100)[0]
+    _seed(mine)
+    with pytest.raises(RuntimeError), store.transaction("c1"):
+        with mine.update() as router:
+            router.enqueue(Call(id="c1", queue="qa"), 10.0)
+        raise RuntimeError("the step failed after routing")
+    with other.update() as router:
+        router.enqueue(Call(id="c2", queue="qa"), 11.0)
+    assert "c1" not in mine.read().calls and "c2" in mine.read().calls
+    assert mine.read().to_dict() == other.read().to_dict()
+
+
+def test_snapshots_prune_the_journal_behind_the_previous_one(tmp_path):
+    db = tmp_path / "ivr.sqlite3"
+    (state,) = _states(db, 1, 10)
+    _seed(state)  # records 1-5
+    for i in range(34):
+        with state.update() as router:
+            router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
+    rows, snaps = _journal(db)
+    assert sorted(snaps) == [20, 30]
+    assert [r[0] for r in rows] == list(range(21, 40))
