@@ -6,18 +6,16 @@ Clocks that run behind are clamped and counted."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_routing_properties import make_policy
 
-from ivr.live.calls_store import SQLiteStore
 from ivr.live.journal import Command, replay
-from ivr.live.routing_store import CLAMPS, HISTORY, SQLiteRoutingState
+from ivr.live.routing_store import CLAMPS, HISTORY
 from routing import Agent, AgentState, Call, Router, RoutingError
 
 POLICY = make_policy(30.0)
@@ -34,9 +32,10 @@ op_st = st.tuples(
 )
 
 
-def _states(db: Path, n: int, every: int) -> list[Any]:
-    return [SQLiteRoutingState(SQLiteStore(db).connection, POLICY, snapshot_every=every,
-                               snapshot_seconds=1e9) for _ in range(n)]
+def _states(b: Backend, n: int, every: int) -> list[Any]:
+    """``n`` processes' routing states over one store."""
+    return [b.routing(b.store(), POLICY, snapshot_every=every, snapshot_seconds=1e9)
+            for _ in range(n)]
 
 
 def _pick(items: list[Any], k: int) -> Any:
@@ -78,20 +77,35 @@ def _seed(state: Any) -> None:
                                    presence=AgentState.AVAILABLE), 0.0)
 
 
-def _journal(db: Path) -> tuple[list[tuple], dict[int, dict]]:
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal ORDER BY seq"
-                        ).fetchall()
-    snaps = {s: json.loads(d) for s, d in conn.execute(
-        "SELECT seq, data FROM routing_snapshots")}
-    conn.close()
+def _journal(b: Backend) -> tuple[list[tuple], dict[int, dict]]:
+    rows = b.rows("SELECT seq, stamp, at, op, args FROM routing_journal ORDER BY seq")
+    snaps = {s: json.loads(d) for s, d in b.rows("SELECT seq, data FROM routing_snapshots")}
     return rows, snaps
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A new, empty store per hypothesis example."""
+    made: list[Backend] = []
+
+    def make() -> Backend:
+        if request.param == "sqlite":
+            b = Backend("sqlite", tmp_path_factory.mktemp("journal") / "ivr.sqlite3")
+        else:
+            b = Backend("postgres", request.getfixturevalue("pg_url")())
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(op_st, min_size=1, max_size=40), every=st.integers(2, 9))
-def test_any_interleaving_replays_to_what_every_process_holds(tmp_path_factory, ops, every):
-    db = tmp_path_factory.mktemp("journal") / "ivr.sqlite3"
+def test_any_interleaving_replays_to_what_every_process_holds(fresh_backend, ops, every):
+    db = fresh_backend()
     states = _states(db, 3, every)
     records: dict[int, tuple] = {}  # every record ever written (the journal is pruned)
     snapshots: dict[int, dict] = {}
@@ -132,8 +146,8 @@ def test_any_interleaving_replays_to_what_every_process_holds(tmp_path_factory, 
     Router.from_dict(held[0]).check_invariants()
 
 
-def test_a_command_whose_clock_is_behind_is_clamped_and_counted(tmp_path):
-    db = tmp_path / "ivr.sqlite3"
+def test_a_command_whose_clock_is_behind_is_clamped_and_counted(backend):
+    db = backend
     ahead, behind = _states(db, 2, 100)
     _seed(ahead)
     with ahead.update() as router:
@@ -146,12 +160,12 @@ def test_a_command_whose_clock_is_behind_is_clamped_and_counted(tmp_path):
     assert behind.meta(CLAMPS) == "1" and behind.stats.clamped == 1 and ahead.stats.clamped == 0
 
 
-def test_a_rolled_back_operation_is_not_kept_by_its_process(tmp_path):
+def test_a_rolled_back_operation_is_not_kept_by_its_process(backend):
     """A call step whose transaction rolls back after routing: the process's router must
     not keep the operation that never reached the journal."""
-    db = tmp_path / "ivr.sqlite3"
-    store = SQLiteStore(db)
-    mine, other = SQLiteRoutingState(store.connection, POLICY), _states(db, 1, 100)[0]
+    db = backend
+    store = db.store()
+    mine, other = db.routing(store, POLICY), _states(db, 1, 100)[0]
     _seed(mine)
     with pytest.raises(RuntimeError), store.transaction("c1"):
         with mine.update() as router:
@@ -163,8 +177,8 @@ def test_a_rolled_back_operation_is_not_kept_by_its_process(tmp_path):
     assert mine.read().to_dict() == other.read().to_dict()
 
 
-def test_snapshots_prune_the_journal_behind_the_previous_one(tmp_path):
-    db = tmp_path / "ivr.sqlite3"
+def test_snapshots_prune_the_journal_behind_the_previous_one(backend):
+    db = backend
     (state,) = _states(db, 1, 10)
     _seed(state)  # records 1-5
     for i in range(34):

@@ -17,9 +17,15 @@ from ivr.flows.registry import FlowRegistry
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
-from ivr.live.routing_store import MemoryRoutingState, RoutingState, SQLiteRoutingState
+from ivr.live.routing_store import (
+    JournalRoutingState,
+    MemoryRoutingState,
+    RoutingState,
+    SQLiteRoutingState,
+)
 from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
 from ivr.web.settings import Settings
+from routing import RoutingPolicy
 
 log = logging.getLogger("ivr.web")
 
@@ -83,8 +89,7 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     registry.extra_check = lambda flows: policy_problems(flows, policy, where)
     roster = load_roster(settings.flows_dir, policy)
     if state is None:
-        state = (SQLiteRoutingState(store.connection, policy) if isinstance(store, SQLiteStore)
-                 else MemoryRoutingState(policy))
+        state = _make_routing_state(store, policy)
     _install_roster(state, roster, clock().timestamp())
     telephony: Telephony = NoTelephony()
     if settings.account_sid and settings.auth_token:
@@ -98,9 +103,28 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
 
 
 def _make_store(settings: Settings) -> Store:
+    """PostgreSQL when a database URL is set (several hosts), else SQLite in the data dir
+    (one host), or memory (one process)."""
+    if settings.database_url:
+        from ivr.live.postgres import PostgresDatabase, PostgresStore
+
+        db = PostgresDatabase(settings.database_url)
+        db.check_current()
+        return PostgresStore(db)
     if settings.store == "memory":
         return MemoryStore()
     return SQLiteStore(settings.data_dir / "ivr.sqlite3")
+
+
+def _make_routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
+    """The shared router's journal in the same database as the calls."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteRoutingState(store.connection, policy)
+    from ivr.live.postgres import PostgresRoutingDB, PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return JournalRoutingState(PostgresRoutingDB(store.db), policy)
+    return MemoryRoutingState(policy)
 
 
 def _healthz() -> Any:
