@@ -295,6 +295,9 @@ def _add_flows(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     g.set_defaults(func=_flows_graph)
     s = fs.add_parser("schema", help="print the flow file JSON Schema (for editors)")
     s.set_defaults(func=_flows_schema)
+    from ivr.flows.versions_cli import add_version_commands
+
+    add_version_commands(fs)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 

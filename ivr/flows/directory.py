@@ -61,6 +61,15 @@ class Directory:
         return dict(row) if row is not None else None
 
 
+def inside(base: Path, name: str) -> bool:
+    """Whether the file ``name``, relative to ``base``, stays inside ``base``."""
+    try:
+        (base / name).resolve().relative_to(base.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def load_directory(sources: Mapping[str, DataSource], base: Path) -> tuple[Directory, list[str]]:
     """Open every source; problems name the source and the fix."""
     problems: list[str] = []
@@ -68,6 +77,11 @@ def load_directory(sources: Mapping[str, DataSource], base: Path) -> tuple[Direc
     sqlite_tables: dict[str, tuple[Path, str, str]] = {}
     for name, src in sources.items():
         where = f"sources.{name}"
+        name_given = src.csv if src.csv is not None else src.sqlite
+        if name_given is not None and not inside(base, name_given):
+            field_name = "csv" if src.csv is not None else "sqlite"
+            problems.append(f"{where}.{field_name}: {name_given} is outside the flows folder")
+            continue
         if src.csv is not None:
             path = (base / src.csv).resolve()
             try:

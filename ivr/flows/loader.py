@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from ivr.errors import FlowError
 from ivr.flows.checks import check_flow, suggest
-from ivr.flows.directory import Directory, load_directory
+from ivr.flows.directory import Directory, inside, load_directory
 from ivr.flows.graph import map_targets, node_targets
 from ivr.flows.models import (
     AskNode,
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 HUMAN_NODE = "__agent__"
 #: Files in a flows folder that are not flows (the routing policy and the roster).
 NOT_FLOWS = frozenset({"routing.yaml", "routing.yml", "agents.yaml"})
+#: Limits on a flow's YAML, so a pasted or uploaded draft cannot exhaust the server.
+MAX_FLOW_BYTES = 512 * 1024
+MAX_YAML_DEPTH = 40
+MAX_YAML_NODES = 100_000
+#: Reads a file of the flows folder (the default reads the disk; a versioned registry
+#: reads the published text of a flow from the store).
+Reader = Callable[[Path], str]
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,19 @@ class Flow:
         return self.spec.default_language
 
 
-def load_flow(path: str | Path) -> Flow:
+def load_flow(path: str | Path, read: Reader | None = None) -> Flow:
     """Load and validate one flow file; raises :class:`FlowError` listing every problem."""
-    return _load(Path(path), stack=())
+    return _load(Path(path), stack=(), read=read or _read_file)
+
+
+def load_flow_text(text: str, path: str | Path, read: Reader | None = None) -> Flow:
+    """Load and validate a flow's YAML ``text`` as if it were the file ``path`` (its
+    sub-flows and data files are looked up beside ``path``, through ``read``)."""
+    return _load(Path(path), stack=(), read=read or _read_file, text=text)
+
+
+def _read_file(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def flow_files(directory: str | Path) -> list[Path]:
@@ -107,12 +125,12 @@ def _folder_problems(flows: Mapping[str, Flow]) -> list[str]:
     return problems
 
 
-def _load(path: Path, stack: tuple[Path, ...]) -> Flow:
+def _load(path: Path, stack: tuple[Path, ...], read: Reader, text: str | None = None) -> Flow:
     where = str(path)
-    spec, raw_text = _parse(path)
+    spec, raw_text = _parse(path, read, text)
     problems: list[str] = []
     subflows: list[Flow] = []
-    nodes = _inline_subflows(spec, path, stack, problems, subflows)
+    nodes = _inline_subflows(spec, path, stack, problems, subflows, read)
     spec = _merge_settings(spec, path, subflows, problems)
     escape = spec.escape.target or HUMAN_NODE
     referenced = any(t == HUMAN_NODE for n in nodes.values() for _, t in node_targets(n))
@@ -148,25 +166,61 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Flow:
     )
 
 
-def _parse(path: Path) -> tuple[FlowSpec, str]:
+def _parse(path: Path, read: Reader, text: str | None) -> tuple[FlowSpec, str]:
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FlowError([f"{where}: cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise FlowError([f"{where}{at}: YAML syntax error: {reason}"]) from None
+    if text is None:
+        try:
+            text = read(path)
+        except OSError as exc:
+            raise FlowError([f"{where}: cannot read: {exc.strerror}"]) from None
+        except UnicodeDecodeError:
+            raise FlowError([f"{where}: not UTF-8 text"]) from None
+    data = safe_yaml(text, where)
     if not isinstance(data, dict):
         raise FlowError([f"{where}: a flow file must be a mapping with 'start' and 'nodes'"])
     try:
         return FlowSpec.model_validate(data), text
     except ValidationError as exc:
         raise FlowError([f"{where}: {line}" for line in format_validation_error(exc)]) from None
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """YAML parsed with the safe loader, refused when larger than :data:`MAX_FLOW_BYTES`,
+    nested deeper than :data:`MAX_YAML_DEPTH` or expanding (aliases included) to more
+    than :data:`MAX_YAML_NODES` values."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FLOW_BYTES:
+        raise FlowError([f"{where}: too large ({size} bytes; the limit is {MAX_FLOW_BYTES})"])
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_shape(root, where)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise FlowError([f"{where}{at}: YAML syntax error: {reason}"]) from None
+    return data
+
+
+def _check_shape(root: yaml.Node | None, where: str) -> None:
+    """Walk the composed YAML (aliases visited each time they are used, as loading would
+    expand them), stopping at the first limit crossed."""
+    count = 0
+    todo: list[tuple[yaml.Node, int]] = [(root, 1)] if root is not None else []
+    while todo:
+        node, depth = todo.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise FlowError([f"{where}: too many values (over {MAX_YAML_NODES}, aliases "
+                             "counted each time they are used)"])
+        if depth > MAX_YAML_DEPTH:
+            line = node.start_mark.line + 1
+            raise FlowError([f"{where}:{line}: nested deeper than {MAX_YAML_DEPTH} levels"])
+        if isinstance(node, yaml.MappingNode):
+            todo += [(part, depth + 1) for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(item, depth + 1) for item in node.value]
 
 
 def format_validation_error(exc: ValidationError) -> list[str]:
@@ -200,7 +254,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 
 
 def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
-                     problems: list[str], loaded: list[Flow]) -> dict[str, Node]:
+                     problems: list[str], loaded: list[Flow], read: Reader) -> dict[str, Node]:
     """The flow's nodes with each ``subflow`` node replaced by the sub-flow's nodes,
     renamed ``'<node>/<inner>'``; the sub-flow's ``return`` goes to the node's ``next``."""
     nodes: dict[str, Node] = {}
@@ -209,7 +263,12 @@ def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
             nodes[node_id] = node
             continue
         sub_path = path.parent / f"{node.flow}.yaml"
-        if not sub_path.is_file():
+        if not _PLAIN_NAME.fullmatch(node.flow):
+            problems.append(f"node '{node_id}': flow: '{node.flow}' must be the name of a flow "
+                            "in the same folder (letters, digits, '_' and '-' only)")
+            nodes[node_id] = GotoNode(type="goto", next=node.next)
+            continue
+        if not _exists(sub_path, read):
             siblings = [p.stem for p in path.parent.glob("*.yaml")]
             problems.append(f"node '{node_id}': flow: no sub-flow '{node.flow}' "
                             f"({sub_path} not found){suggest(node.flow, siblings)}")
@@ -220,7 +279,7 @@ def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
             nodes[node_id] = GotoNode(type="goto", next=node.next)
             continue
         try:
-            sub = _load(sub_path, stack + (path.resolve(),))
+            sub = _load(sub_path, stack + (path.resolve(),), read)
         except FlowError as exc:
             problems.append(f"node '{node_id}': flow: sub-flow '{node.flow}' is invalid: "
                             + "; ".join(exc.problems))
@@ -242,6 +301,17 @@ def _inline_subflows(spec: FlowSpec, path: Path, stack: tuple[Path, ...],
                 continue
             nodes[prefix + inner_id] = map_targets(inner, _renamer(prefix, sub))
     return nodes
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
+
+
+def _exists(path: Path, read: Reader) -> bool:
+    try:
+        read(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _merge_settings(spec: FlowSpec, path: Path, subflows: list[Flow],
@@ -290,6 +360,8 @@ def _examples(node: AskNode, base: Path) -> tuple[dict[str, list[str]], list[str
     if node.examples_csv is None:
         return examples, []
     path = base / node.examples_csv
+    if not inside(base, node.examples_csv):
+        return examples, [f"examples_csv: {node.examples_csv} is outside the flows folder"]
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)

@@ -4,6 +4,10 @@ A server never starts on an invalid flow folder (see :meth:`FlowRegistry.open`) 
 never hot-loads an invalid file: it keeps serving the last valid version and logs
 why. Versions a call started on stay available, so an edit does not move the
 floor under a caller mid-call.
+
+With a :class:`~ivr.flows.versions.VersionStore` attached, the store decides what is
+live: changed files become new published versions (through the same checks), and
+what the registry serves is each flow's live version (see :mod:`ivr.flows.publishing`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow, load_flows
+from ivr.flows.versions import VersionStore, text_hash
 
 log = logging.getLogger(__name__)
 #: Old flow versions kept for calls still running on them.
@@ -37,6 +42,10 @@ class FlowRegistry:
         #: Checks beyond a flow's own file (e.g. its routes against the routing policy);
         #: a reloaded flow that fails them is not installed.
         self.extra_check: Callable[[Mapping[str, Flow]], list[str]] | None = None
+        #: Where versions live once :meth:`attach` is called (None: the files are the truth).
+        self.versions: VersionStore | None = None
+        self._live_stamp: tuple[tuple[str, int, float], ...] = ()
+        self._served: dict[str, str] = {}  # flow id -> hash of the text it was loaded from
 
     @classmethod
     def open(cls, folder: str | Path, default_flow: str | None = None) -> FlowRegistry:
@@ -78,6 +87,10 @@ class FlowRegistry:
         """
         if now - self._checked_at < min_interval:
             return False
+        files_changed = self._refresh_files(now)
+        return self.load_live() or files_changed
+
+    def _refresh_files(self, now: float) -> bool:
         with self._lock:
             self._checked_at = now
             stamp = self._file_stamp()
@@ -93,6 +106,11 @@ class FlowRegistry:
                     if found:
                         problems += found
                         changed.remove(flow_id)
+            if self.versions is not None:  # edited files become published versions
+                from ivr.flows.publishing import publish_files
+
+                problems += publish_files(self, {k: flows[k] for k in changed}, now=None)
+                changed = []
             self.problems = problems
             for line in problems:
                 log.error("flow not reloaded, keeping the last valid version",
@@ -101,6 +119,48 @@ class FlowRegistry:
             if changed:
                 log.info("flows reloaded", extra={"flows": changed})
             return bool(changed)
+
+    def attach(self, versions: VersionStore, skip: Iterable[Path] = ()) -> None:
+        """Keep versions in ``versions`` from now on: files it does not know yet become
+        published versions (the first start seeds it), then serve what is live there."""
+        from ivr.flows.publishing import publish_files
+
+        with self._lock:
+            self.versions = versions
+            problems = publish_files(self, self._flows, now=None, author="files", skip=skip)
+            for flow in self._flows.values():
+                try:
+                    self._served[flow.id] = text_hash(flow.path.read_text(encoding="utf-8"))
+                except OSError:
+                    pass
+        if problems:
+            raise FlowError(problems)
+        self.load_live(strict=True)
+
+    def load_live(self, strict: bool = False) -> bool:
+        """Serve each flow's live version from the store, if that changed since last
+        time (another process, the CLI or the studio published). Returns True if so."""
+        from ivr.flows.publishing import live_flows
+
+        if self.versions is None:
+            return False
+        stamp = self.versions.live_stamp()
+        if stamp == self._live_stamp:
+            return False
+        flows, hashes, problems = live_flows(self, self._served)
+        if problems and strict:
+            raise FlowError(problems)
+        for line in problems:
+            log.error("live flow version not loaded", extra={"problem": line})
+        with self._lock:
+            self._live_stamp = stamp
+            changed = {k: f for k, f in flows.items()
+                       if k not in self._flows or self._flows[k].version != f.version}
+            self._install(changed)
+            self._served.update({k: hashes[k] for k in flows})
+        if changed:
+            log.info("live flow versions loaded", extra={"flows": sorted(changed)})
+        return bool(changed)
 
     def get(self, flow_id: str, version: str | None = None) -> Flow | None:
         """The flow by id: the given version if still kept, else the current one."""

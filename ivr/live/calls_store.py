@@ -81,6 +81,10 @@ class Store(Protocol):
 
     def events(self, call_id: str) -> list[dict[str, Any]]: ...
 
+    def sessions_since(self, since: float) -> list[Session]:
+        """Sessions of calls updated at or after ``since`` (epoch seconds), oldest first."""
+        ...
+
     def ping(self) -> None:
         """Raise :class:`StoreError` when the store cannot be used."""
         ...
@@ -183,6 +187,12 @@ class SQLiteStore:
                                     (call_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def sessions_since(self, since: float) -> list[Session]:
+        rows = self.connection().execute(
+            "SELECT session FROM sessions WHERE updated_at >= ? ORDER BY updated_at",
+            (since,)).fetchall()
+        return [Session.from_json(r[0]) for r in rows]
+
     def ping(self) -> None:
         try:
             self.connection().execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
@@ -235,6 +245,11 @@ class MemoryStore:
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
         return list(self._events.get(call_id, []))
+
+    def sessions_since(self, since: float) -> list[Session]:
+        with self._lock:
+            found = [s for s in self._sessions.values() if s.updated_at.timestamp() >= since]
+        return sorted(found, key=lambda s: s.updated_at)
 
     def ping(self) -> None:
         return None

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
+from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.extensions["ivr.flows"] = registry or FlowRegistry.open(settings.flows_dir,
                                                                settings.default_flow)
     app.extensions["ivr.store"] = store or _make_store(settings)
+    if app.extensions["ivr.flows"].versions is None:
+        app.extensions["ivr.flows"].attach(_make_versions(app.extensions["ivr.store"]))
     app.extensions["ivr.clock"] = clock
     if not settings.validate_signatures:
         log.warning(INSECURE_BANNER)
@@ -100,6 +103,11 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
                     "cannot be connected until it is")
     return LiveRouting(state, telephony, settings.public_url,
                        timezone=registry.default().spec.timezone)
+
+
+def _make_versions(store: Store) -> VersionStore:
+    """Flow versions beside the calls: in the SQLite store's file, else in memory."""
+    return VersionStore(store.path if isinstance(store, SQLiteStore) else ":memory:")
 
 
 def _make_store(settings: Settings) -> Store:

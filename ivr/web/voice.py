@@ -142,7 +142,7 @@ def step_webhook() -> Response:
         if isinstance(event, LegEnded) and event.status == "hangup" and session is not None \
                 and session.status == "queued":
             effects += _abandon(call_id)
-        rec.save(new, body, _log_steps(new, session))
+        rec.save(new, body, _input_record(session, event, turn) + _log_steps(new, session))
     _run_effects(effects)
     return _twiml(body)
 
@@ -268,6 +268,16 @@ def status() -> Response:
         rec.save(new, "", _log_steps(new, session))
     _run_effects(effects)
     return Response(status=204)
+
+
+def _input_record(before: Session | None, event: Event, turn: int) -> list[dict[str, Any]]:
+    """What the caller said or pressed at a prompt, kept so the flow studio can replay
+    real calls through a draft (:mod:`ivr.replay`)."""
+    if before is None or not isinstance(event, CallerInput):
+        return []
+    return [{"kind": "input", "decision": "caller input", "turn": turn, "node": before.node,
+             "at": _now().isoformat(), "digits": event.digits, "speech": event.speech,
+             "confidence": event.confidence}]
 
 
 def _log_steps(new: Session, before: Session | None) -> list[dict[str, Any]]:
