@@ -34,6 +34,8 @@ def test_a_step_is_stored_with_its_answer_route_and_events(backend):
         assert record.session.node == "menu" and record.response(1) == "<Response/>"
     assert other.route_request("CA1") == {"queue": "cards", "skills": {}}
     assert [e["kind"] for e in other.events("CA1")] == ["step", "route"]
+    assert [x.call_id for x in other.sessions_since(time.time() - 60)] == ["CA1"]
+    assert other.sessions_since(time.time() + 60) == []
     other.ping()
 
 

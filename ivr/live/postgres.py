@@ -305,6 +305,12 @@ class PostgresStore:
                                 (call_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def sessions_since(self, since: float) -> list[Session]:
+        with self.db.reading() as conn:
+            rows = conn.execute("SELECT session FROM sessions WHERE updated_at >= %s "
+                                "ORDER BY updated_at", (since,)).fetchall()
+        return [Session.from_json(r[0]) for r in rows]
+
     def ping(self) -> None:
         try:
             with self.db.reading() as conn:
