@@ -36,7 +36,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> LoopbackServer:
+    def start(self, timeout_s: float = 90.0) -> LoopbackServer:
         cmd = [sys.executable, "-m", "ivr.cli", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers),
                "--data-dir", str(self.data_dir), "--log-level", "warning"]

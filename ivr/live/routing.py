@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -137,6 +137,8 @@ class LiveRouting:
     telephony: Telephony
     public_url: str | None
     timezone: str = "UTC"  # the contact center's day, for "service level so far today"
+    #: Called on each failed Twilio REST request (e.g. counted by /metrics).
+    on_rest_failure: Callable[[], None] = lambda: None
 
     # ----------------------------------------------------------- call side
 
@@ -292,6 +294,7 @@ class LiveRouting:
                     "call_id": e.call_id, "agent": e.agent_id,
                     "how": "redirect" if isinstance(e, Connect) else "callback"})
             except TelephonyError as exc:
+                self.on_rest_failure()
                 log.error("could not connect the call to its agent", extra={
                     "call_id": e.call_id, "agent": e.agent_id, "error": str(exc)})
 

@@ -155,6 +155,8 @@ class JournalRoutingState:
         self._at = float("-inf")  # its now: the journal's clock
         self._snap_taken = wall()
         self.stats = JournalStats()
+        #: Called with each update's seconds (lock wait included), e.g. by /metrics.
+        self.observe: Callable[[float], None] = lambda seconds: None
 
     # ----------------------------------------------------------- the journal
 
@@ -208,6 +210,15 @@ class JournalRoutingState:
 
     @contextmanager
     def update(self) -> Iterator[RecordingRouter]:
+        started = time.perf_counter()
+        try:
+            with self._update() as router:
+                yield router
+        finally:
+            self.observe(time.perf_counter() - started)
+
+    @contextmanager
+    def _update(self) -> Iterator[RecordingRouter]:
         # The database's lock first, then this process's lock: a thread never holds the
         # process lock while it waits for another connection's transaction.
         with self.db.locked() as conn, self._lock:
@@ -387,12 +398,14 @@ class MemoryRoutingState:
     _contacts: dict[str, str] = field(default_factory=dict)
     _meta: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    observe: Callable[[float], None] = lambda seconds: None
 
     def __post_init__(self) -> None:
         self.router = self.router or Router(self.policy, history_limit=HISTORY)
 
     @contextmanager
     def update(self) -> Iterator[RecordingRouter]:
+        started = time.perf_counter()
         with self._lock:
             assert self.router is not None
             logged: list[Decision] = []
@@ -404,6 +417,7 @@ class MemoryRoutingState:
             for d in logged:
                 self._decisions.setdefault(d.call_id, []).append(
                     json.loads(json.dumps(d.as_dict(), default=str)))
+        self.observe(time.perf_counter() - started)
 
     def read(self) -> Router:
         assert self.router is not None

@@ -66,12 +66,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import admin, agents, queueing, voice
+    from ivr.web import admin, agents, metrics, queueing, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
+    metrics.install(app)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
