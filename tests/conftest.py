@@ -14,6 +14,7 @@ import pytest
 
 from ivr.console import FlaskTransport, TwimlCaller
 from ivr.live.calls_store import MemoryStore
+from ivr.loopback import always_open_flows  # noqa: F401 (tests import it from here)
 from ivr.web import create_app
 from ivr.web.settings import Settings
 
@@ -30,21 +31,6 @@ OPEN = dt.datetime(2026, 11, 23, 10, 0, tzinfo=NY)
 CLOSED = dt.datetime(2026, 11, 22, 10, 0, tzinfo=NY)
 KNOWN_CALLER = "+14155550102"  # James, in flows/data/customers.csv
 UNKNOWN_CALLER = "+15005550006"
-
-
-def always_open_flows(folder: Path) -> Path:
-    """A copy of the example flows whose bank is open around the clock (for tests that
-    run on the real clock, such as those through a real server)."""
-    import re
-    import shutil
-
-    shutil.copytree(FLOWS, folder, dirs_exist_ok=True)
-    bank = folder / "bank.yaml"
-    text = re.sub(r'\["\d\d:\d\d-\d\d:\d\d"\]', '["00:00-24:00"]', bank.read_text())
-    text = re.sub(r"    holidays: \[.*\]\n", "", text)
-    bank.write_text(text.replace('      sat: ["00:00-24:00"]',
-                                 '      sat: ["00:00-24:00"]\n      sun: ["00:00-24:00"]'))
-    return folder
 
 
 def call_sid() -> str:

@@ -20,7 +20,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from ivr.web.security import bearer_token_required
 
 bp = Blueprint("metrics", __name__)
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1,
+            0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _metrics: dict[str, Any] = {}
 
 
