@@ -42,7 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sub)
     _add_call(sub)
     _add_flows(sub)
-    _add_from("ivr.nlu.cli", sub)
+    _add_from("ivr.users_cli", sub)
+    nlu = _add_from("ivr.nlu.cli", sub)
+    _add_from("ivr.report_cli", sub)
+    if nlu is not None:  # `ivr nlu corrections`: the agents' corrections, as examples
+        from ivr.report_cli import add_corrections
+
+        add_corrections(next(a for a in nlu._actions
+                             if isinstance(a, argparse._SubParsersAction)))
     route_commands = _add_from("routing.cli", sub)
     if route_commands is not None:
         _add_route_explain(route_commands)
@@ -101,6 +108,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--threads", type=_threads, default=64,
+                   help="threads per worker (default 64): each open agent desktop or "
+                        "wallboard holds one for its live stream")
     p.add_argument("--flows", dest="flows_dir", type=Path, help="flows folder (IVR_FLOWS_DIR)")
     p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
     p.add_argument("--database-url", help="postgresql://... : PostgreSQL as the store, for "
@@ -125,7 +135,17 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.store == "memory" and args.workers > 1:
         raise IVRError("IVR_STORE=memory keeps calls inside one process: use --workers 1 "
                        "or the sqlite store")
-    return serve(settings, args.host, args.port, args.workers, args.log_level)
+    return serve(settings, args.host, args.port, args.workers, args.log_level, args.threads)
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 to 1000")
+    return value
 
 
 # ------------------------------------------------------------------ db

@@ -41,10 +41,11 @@ class LoopbackServer:
 
     def __init__(self, data_dir: Path, token: str, flows_dir: Path | None = None,
                  workers: int = 2, port: int | None = None, extra_env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, threads: int | None = None) -> None:
         self.data_dir, self.token, self.flows_dir = data_dir, token, flows_dir
         self.workers, self.port = workers, port or free_port()
         self.extra_env = extra_env or {}
+        self.threads = threads
         self.log_path = log_path or data_dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -58,6 +59,8 @@ class LoopbackServer:
                "--data-dir", str(self.data_dir), "--log-level", "warning"]
         if self.flows_dir is not None:
             cmd += ["--flows", str(self.flows_dir)]
+        if self.threads is not None:
+            cmd += ["--threads", str(self.threads)]
         env = {**os.environ, "TWILIO_AUTH_TOKEN": self.token, **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # the child keeps its own handle

@@ -33,7 +33,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, host: str, port: int, workers: int,
-          log_level: str = "info") -> int:
+          log_level: str = "info", threads: int = 64) -> int:
     """Validate the flows, then serve until stopped. Returns a process exit code."""
     configure_logging(log_level)
     _metrics_dir(settings)
@@ -48,6 +48,10 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     _Server(app, {
         "bind": f"{host}:{port}",
         "workers": workers,
+        # Threads, not one request per process: each open page holds a Server-Sent
+        # Events stream, so workers x threads bounds the pages served at once.
+        "worker_class": "gthread",
+        "threads": threads,
         "preload_app": True,  # flows validated once, before any worker forks
         "timeout": 20,
         "graceful_timeout": 5,

@@ -91,6 +91,32 @@ class Reservation(BaseModel):
     agent_state_on_timeout: Literal["available", "break"] = "available"
 
 
+class Alerts(BaseModel):
+    """When the wallboard raises a queue's alert (None: never on that measure)."""
+
+    model_config = _STRICT
+    waiting: int | None = Field(default=5, ge=1)
+    longest_wait_seconds: float | None = Field(default=60.0, gt=0)
+    service_level_below_target: bool = True
+    abandon_rate_above: float | None = Field(default=0.10, gt=0, le=1)
+
+
+class Floor(BaseModel):
+    """What the people on the floor record and see: transfer reasons, repeat-contact
+    windows of the KPIs, and the wallboard's alert thresholds."""
+
+    model_config = _STRICT
+    transfer_reasons: list[str] = Field(
+        default_factory=lambda: ["misrouted", "needs_other_skill", "escalation",
+                                 "caller_request"], min_length=1)
+    break_reasons: list[str] = Field(
+        default_factory=lambda: ["lunch", "personal", "training", "meeting", "other"],
+        min_length=1)
+    fcr_repeat_days: float = Field(default=7.0, gt=0)
+    containment_repeat_hours: float = Field(default=24.0, gt=0)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+
 class RoutingPolicy(BaseModel):
     """A whole routing policy (see ``flows/routing.yaml`` for an example)."""
 
@@ -104,6 +130,7 @@ class RoutingPolicy(BaseModel):
     reservation: Reservation = Field(default_factory=Reservation)
     wrap_up_seconds: float = Field(default=30.0, ge=0)
     handle_seconds: float = Field(default=300.0, gt=0)
+    floor: Floor = Field(default_factory=Floor)
 
     @classmethod
     def default(cls) -> RoutingPolicy:

@@ -244,6 +244,20 @@ class Router(RouterState):
                 )
         return decisions
 
+    def offer_to(self, call: Call, agent_id: str, now: float, note: str = "") -> Decision:
+        """A transfer to a named agent: the call enters its queue and is offered to that
+        agent, who must be free to take it. A reject or timeout then routes it as usual."""
+        agent = self._agent(agent_id)
+        if not agent.routable:
+            raise InvalidTransitionError(
+                f"agent {agent_id}: is {agent.state.value}; a call can be offered to a named "
+                "agent only while they are available (transfer to a queue instead)"
+            )
+        self._admit(call, now)
+        self._reserve(call, agent, now, parked=False)
+        return self._record(call, now, DecisionKind.OFFERED, "transfer", agent_id=agent_id,
+                            eligible=1, note=note or f"transferred to {agent_id} by name")
+
     def accept(self, call_id: str, agent_id: str, now: float) -> None:
         """The agent accepted the offer: the call is connected."""
         call, agent = self._reserved(call_id, agent_id)

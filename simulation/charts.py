@@ -50,7 +50,7 @@ def write_charts(result: RunResult, out: Path) -> list[Path]:
     ax1.set_ylim(0, 1.02)
     ax1.set_ylabel("share of offered")
     ax1.set_title(
-        f"Service level (answered within {sc.service_level_seconds:g} s / offered) by interval"
+        f"Service level (answered within {sc.service_level_threshold:g} s / offered) by interval"
     )
     ax1.legend(loc="lower left")
     w, wlo, whi = _series(result, "asa_seconds")
@@ -93,7 +93,7 @@ def write_charts(result: RunResult, out: Path) -> list[Path]:
     positive = waits[waits > 0]
     if positive.size:
         ax.hist(positive, bins=60, color="tab:blue", alpha=0.8)
-    ax.axvline(sc.service_level_seconds, color="tab:red", linestyle="--", label="threshold")
+    ax.axvline(sc.service_level_threshold, color="tab:red", linestyle="--", label="threshold")
     share0 = float((waits <= 0).mean()) if waits.size else float("nan")
     ax.set_title(f"Wait of answered calls (answered at once: {share0:.1%})")
     ax.set_xlabel("seconds")

@@ -87,11 +87,17 @@ def summary_document(result) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     for key, est in result.summary.items():
         doc[key] = {"mean": est["mean"], "ci_low": est["ci_low"], "ci_high": est["ci_high"]}
     doc["definitions"] = {k: v for k, v in KPI_DEFINITIONS.items() if k in doc}
+    for by, classes in result.breakdown.items():
+        doc[f"by_{by}"] = {
+            c: {k: {kk: e[kk] for kk in ("mean", "ci_low", "ci_high")} for k, e in kpis.items()}
+            for c, kpis in classes.items()
+        }
+    doc["warnings"] = list(result.warnings)
     doc["run"] = {
         "scenario": sc.source,
         "replications": len(result.replications),
         "seed": sc.seed,
-        "service_level_seconds": sc.service_level_seconds,
+        "service_level_seconds": list(sc.service_level_thresholds),
         "duration_hours": sc.duration_hours,
         "warmup_minutes": sc.warmup_minutes,
         "confidence_level": 0.95,
@@ -104,21 +110,38 @@ def summary_document(result) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 def _fmt(key: str, v: float) -> str:
     if math.isnan(v):
         return "-"
-    if key in ("offered", "answered", "abandoned", "offered_to_queue"):
+    if key in ("offered", "answered", "abandoned", "offered_to_queue", "unserved", "blocked"):
         return f"{v:,.0f}"
     if key.endswith("_seconds"):
         return f"{v:.1f} s"
-    if key in ("agent_hours",):
+    if key in ("agent_hours", "overtime_hours"):
         return f"{v:,.1f}"
     return f"{v:.1%}"
 
 
+def _summary_keys(result) -> list[str]:  # type: ignore[no-untyped-def]
+    """The table's KPIs: the usual ones, each service-level threshold, and what went wrong."""
+    keys = list(SUMMARY_KEYS)
+    sl = [k for k in result.summary if k.startswith("service_level_") and k.endswith("s")]
+    keys[keys.index("service_level") + 1 : keys.index("service_level") + 1] = sl
+    for k in ("unserved", "blocked", "overtime_hours"):
+        if result.summary.get(k, {}).get("mean", 0.0):
+            keys.append(k)
+    return keys
+
+
 def _print_table(result, out: TextIO) -> None:  # type: ignore[no-untyped-def]
-    out.write(f"{'KPI':<16}{'mean':>12}{'95% CI':>26}\n")
-    for key in SUMMARY_KEYS:
+    out.write(f"{'KPI':<20}{'mean':>12}{'95% CI':>26}\n")
+    for key in _summary_keys(result):
         e = result.summary[key]
         ci = f"[{_fmt(key, e['ci_low'])}, {_fmt(key, e['ci_high'])}]"
-        out.write(f"{key:<16}{_fmt(key, e['mean']):>12}{ci:>26}\n")
+        out.write(f"{key:<20}{_fmt(key, e['mean']):>12}{ci:>26}\n")
+    cols = ("offered", "service_level", "asa_seconds", "abandon_rate")
+    for by, classes in result.breakdown.items():
+        out.write(f"\nby {by:<17}" + "".join(f"{c:>14}" for c in cols) + "\n")
+        for name, kpis in classes.items():
+            cells = "".join(f"{_fmt(c, kpis[c]['mean']):>14}" for c in cols)
+            out.write(f"  {str(name)[:18]:<18}{cells}\n")
 
 
 def _write_intervals(result, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -154,7 +177,22 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run a scenario; print the summary; write summary.json, intervals.csv and charts."""
+    """Run a scenario; print the summary; write summary.json, intervals.csv and charts.
+
+    A closed standard output (``ivr simulate ... | head``) ends the command quietly.
+    """
+    try:
+        return _simulate(args)
+    except BrokenPipeError:
+        import os
+
+        # the reader left: point stdout at devnull so that the interpreter's final flush
+        # does not raise again, and end as a piped command does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
     from simulation.runner import run_scenario
     from simulation.scenario import scenario_json_schema
 
@@ -172,6 +210,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     doc = summary_document(result)
+    for w in result.warnings:
+        sys.stderr.write(f"warning: {w}\n")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -372,3 +412,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--max-abandon", type=_share, default=None, help="highest abandonment rate")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_erlang)
+
+    from simulation.planning_cli import add_planning_commands
+
+    add_planning_commands(subparsers)

@@ -86,12 +86,17 @@ def simulate_plan(
     push = heapq.heappush
     pop = heapq.heappop
     seq = 0
+    early = scenario.end_of_shift.no_new_calls_seconds
+    span_ends = [[end for _, end in member.spans] for member in roster]
+    logins = [0] * n_agents  # spans begun so far, per agent
+    shift_end = [inf] * n_agents  # scheduled logout of the current span
+    overtime: list[tuple[float, float, int]] = []
     for member in roster:
         for start, end in member.spans:
             push(heap, (start, _LOGIN, seq, member.index))
             seq += 1
             if end < inf:
-                push(heap, (end, _LOGOUT, seq, member.index))
+                push(heap, (max(start, end - early), _LOGOUT, seq, member.index))
                 seq += 1
 
     def assign(pairs: list[Assignment], now: float) -> None:
@@ -114,6 +119,9 @@ def simulate_plan(
             seq += 1
 
     def close_login(a: int, end: float) -> None:
+        end = max(end, shift_end[a])
+        if end > shift_end[a]:
+            overtime.append((shift_end[a], end, a))
         login_start.append(logged_in_since[a])
         login_end.append(end)
         login_agent.append(a)
@@ -197,6 +205,8 @@ def simulate_plan(
                     leaving[a] = False
                 if logged_in_since[a] != logged_in_since[a]:
                     logged_in_since[a] = now
+                shift_end[a] = span_ends[a][logins[a]]
+                logins[a] += 1
                 pairs = router.login(a, now)
                 if pairs:
                     assign(pairs, now)
@@ -212,9 +222,13 @@ def simulate_plan(
         if d is not None and d < tick_at:
             tick_at = max(now, d)
 
-    for a in range(n_agents):
+    horizon = scenario.horizon_seconds
+    for a in range(n_agents):  # open-ended spans: logged in to the horizon, or the last call
         if logged_in_since[a] == logged_in_since[a]:
-            close_login(a, max(now, logged_in_since[a], busy_until[a]))
+            end = max(now, horizon, logged_in_since[a], busy_until[a])
+            shift_end[a] = min(shift_end[a], end)
+            close_login(a, end)
+    ot = np.asarray(overtime, dtype=float).reshape(-1, 3)
 
     records = CallRecords(
         arrival=arrival,
@@ -227,6 +241,8 @@ def simulate_plan(
         transferred=np.asarray(transferred, dtype=np.int64),
         contained=plan.contained,
         callback=np.asarray(callback, dtype=bool),
+        queue=plan.routed_intent,
+        priority=plan.call_priority(),
     )
     spans = AgentSpans(
         busy_start=np.asarray(busy_start),
@@ -236,5 +252,8 @@ def simulate_plan(
         login_end=np.asarray(login_end),
         login_agent=np.asarray(login_agent, dtype=np.int64),
         agent_group=np.asarray([a.group for a in roster], dtype=np.int64),
+        overtime_start=ot[:, 0],
+        overtime_end=ot[:, 1],
+        overtime_agent=ot[:, 2].astype(np.int64),
     )
     return records, spans, events

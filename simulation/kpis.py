@@ -8,17 +8,34 @@
 * occupancy = agent busy time / agent logged-in time
 * transfer_rate = transferred calls / answered
 * containment = resolved in the IVR / offered
+* unserved = queued calls neither answered nor abandoned when the run ended (no agent
+  able to serve them was logged in any more)
+* overtime_hours = logged-in time past scheduled logouts, finishing the call in hand
+
+With several service-level thresholds, ``service_level`` is the first one's and each
+has its own ``service_level_<T>s`` entry.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from simulation.records import AgentSpans, CallRecords
 
-__all__ = ["KPI_DEFINITIONS", "call_kpis", "interval_kpis", "occupancy", "replication_kpis"]
+__all__ = [
+    "KPI_DEFINITIONS",
+    "breakdown_kpis",
+    "call_kpis",
+    "interval_kpis",
+    "occupancy",
+    "replication_kpis",
+    "sl_key",
+]
+
+Thresholds = float | Sequence[float]
 
 KPI_DEFINITIONS: dict[str, str] = {
     "offered": "calls that reached the system (IVR included)",
@@ -37,8 +54,26 @@ KPI_DEFINITIONS: dict[str, str] = {
     "transfer_rate": "calls transferred at least once / answered",
     "containment": "calls resolved in the IVR / offered",
     "callback_rate": "callers who accepted a callback / offered_to_queue",
-    "agent_hours": "logged-in agent hours within the window",
+    "agent_hours": "logged-in agent hours within the window (overtime included)",
+    "unserved": (
+        "queued calls neither answered nor abandoned at the end (no agent able to serve them"
+        " was logged in any more, and the callers never hang up)"
+    ),
+    "overtime_hours": "logged-in hours past a scheduled logout, finishing the call in hand",
+    "overtime_share": "overtime_hours / agent_hours",
+    "blocked": "calls turned away by a closed queue (an outage event); offered to the queue",
 }
+
+
+def sl_key(threshold: float) -> str:
+    """The KPI name of one service-level threshold: ``service_level_20s``."""
+    return f"service_level_{threshold:g}s"
+
+
+def _thresholds(threshold: Thresholds) -> tuple[float, ...]:
+    if isinstance(threshold, int | float):
+        return (float(threshold),)
+    return tuple(float(t) for t in threshold)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -46,9 +81,10 @@ def _ratio(num: float, den: float) -> float:
 
 
 def call_kpis(
-    calls: CallRecords, threshold: float, mask: np.ndarray | None = None
+    calls: CallRecords, threshold: Thresholds, mask: np.ndarray | None = None
 ) -> dict[str, float]:
     """Call KPIs over the calls selected by ``mask`` (all when None)."""
+    ts = _thresholds(threshold)
     if mask is None:
         mask = np.ones(calls.size, dtype=bool)
     contained = calls.contained[mask]
@@ -61,8 +97,15 @@ def call_kpis(
     n_offered = int(mask.sum())
     n_queue = int(queued.sum())
     n_ans = int(answered.sum())
-    within = int((ans_wait <= threshold + 1e-9).sum())
-    return {
+    within = int((ans_wait <= ts[0] + 1e-9).sum())
+    unserved = queued & ~answered & ~abandoned
+    if calls.blocked is not None:
+        blocked = calls.blocked[mask]
+        unserved &= ~blocked
+        n_blocked = float(blocked.sum())
+    else:
+        n_blocked = 0.0
+    out = {
         "offered": float(n_offered),
         "offered_to_queue": float(n_queue),
         "answered": float(n_ans),
@@ -76,7 +119,13 @@ def call_kpis(
         "transfer_rate": _ratio(float((calls.transferred[mask][answered] > 0).sum()), n_ans),
         "containment": _ratio(float(contained.sum()), n_offered),
         "callback_rate": _ratio(float((calls.callback[mask] & queued).sum()), n_queue),
+        "unserved": float(unserved.sum()),
+        "blocked": n_blocked,
     }
+    if len(ts) > 1:
+        for t in ts:
+            out[sl_key(t)] = _ratio(int((ans_wait <= t + 1e-9).sum()), n_queue)
+    return out
 
 
 def _overlap(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> float:
@@ -107,19 +156,33 @@ def occupancy(
 
 
 def replication_kpis(
-    calls: CallRecords, spans: AgentSpans, threshold: float, lo: float, hi: float
+    calls: CallRecords, spans: AgentSpans, threshold: Thresholds, lo: float, hi: float
 ) -> dict[str, float]:
-    """Every KPI of one replication over calls arriving in [lo, hi) and agent time in it."""
+    """Every KPI of one replication over calls arriving in [lo, hi) and agent time in it.
+
+    Agent time counts within [lo, hi), plus overtime past ``hi`` (the queue's drain).
+    """
     mask = (calls.arrival >= lo) & (calls.arrival < hi)
     out = call_kpis(calls, threshold, mask)
     busy, logged = occupancy(spans, lo, hi)
     out["occupancy"] = _ratio(busy, logged)
     out["agent_hours"] = logged / 3600.0
+    over = _overlap(spans.overtime_start, spans.overtime_end, lo, hi)
+    out["overtime_hours"] = over / 3600.0
+    out["overtime_share"] = _ratio(over, logged)
     return out
 
 
+def breakdown_kpis(
+    calls: CallRecords, threshold: Thresholds, lo: float, hi: float, key: np.ndarray, n: int
+) -> list[dict[str, float]]:
+    """Call KPIs of each class ``0..n-1`` of ``key`` (one class per call), calls in [lo, hi)."""
+    window = (calls.arrival >= lo) & (calls.arrival < hi)
+    return [call_kpis(calls, threshold, window & (key == k)) for k in range(n)]
+
+
 def interval_kpis(
-    calls: CallRecords, spans: AgentSpans, threshold: float, width: float, horizon: float
+    calls: CallRecords, spans: AgentSpans, threshold: Thresholds, width: float, horizon: float
 ) -> list[dict[str, float]]:
     """KPIs of each interval ``[k * width, (k + 1) * width)`` up to the horizon."""
     n = max(1, math.ceil(horizon / width - 1e-9))
@@ -137,7 +200,7 @@ def interval_kpis(
 
 
 def intent_interval_counts(
-    calls: CallRecords, threshold: float, width: float, horizon: float, n_intents: int
+    calls: CallRecords, threshold: Thresholds, width: float, horizon: float, n_intents: int
 ) -> np.ndarray:
     """Counts per (intent, interval): [offered to queue, answered within T, abandoned]."""
     n = max(1, math.ceil(horizon / width - 1e-9))
@@ -146,7 +209,7 @@ def intent_interval_counts(
     k = np.floor(calls.arrival[keep] / width).astype(np.int64)
     it = calls.intent[keep].astype(np.int64)
     wait = (calls.answered_at - calls.queued_at)[keep]
-    within = ~np.isnan(wait) & (wait <= threshold + 1e-9)
+    within = ~np.isnan(wait) & (wait <= _thresholds(threshold)[0] + 1e-9)
     aband = ~np.isnan(calls.abandoned_at[keep])
     np.add.at(out, (it, k, 0), 1.0)
     np.add.at(out, (it, k, 1), within.astype(float))

@@ -14,6 +14,8 @@ caller plan and roster.
 
 from __future__ import annotations
 
+import numpy as np
+
 from routing.models import Agent, AgentState, Call, DecisionKind
 from routing.policy import QueueSpec, RoutingPolicy, load_policy
 from routing.router import Router
@@ -47,6 +49,7 @@ def scenario_policy(scenario: Scenario, plan: CallPlan) -> RoutingPolicy:
             )
         _check_servable(scenario, policy, plan)
         return policy
+    _check_skills(scenario, plan)
     queues = {
         it.queue_name: QueueSpec(skills={s: 1 for s in it.required_skills}, priority=0)
         for it in plan.intents
@@ -54,13 +57,25 @@ def scenario_policy(scenario: Scenario, plan: CallPlan) -> RoutingPolicy:
     return RoutingPolicy(queues=queues, wrap_up_seconds=scenario.wrap_up_seconds)
 
 
+def _check_skills(scenario: Scenario, plan: CallPlan) -> None:
+    """Calls whose skills no staffed group has would vanish from the results: refuse them."""
+    groups = [g.skill_levels for g in scenario.agents if g.may_staff]
+    counts = np.bincount(plan.routed_intent, minlength=len(plan.intents)) if plan.size else None
+    for k, it in enumerate(plan.intents):
+        n = int(counts[k]) if counts is not None else 0
+        if n and not any(all(s in g for s in it.required_skills) for g in groups):
+            where = scenario.arrivals.replay or "intents"
+            raise ScenarioError(
+                scenario.source,
+                "agents",
+                f"{n} call(s) of {it.name!r} ({where}) need skill(s) {list(it.required_skills)}"
+                " that no staffed agent group has all of: add them to a group's skills",
+            )
+
+
 def _check_servable(scenario: Scenario, policy: RoutingPolicy, plan: CallPlan) -> None:
     """Every intent's queue must accept some staffed agent group, at its most relaxed step."""
-    staffed = [
-        g
-        for g in scenario.agents
-        if g.count or (g.counts_per_interval and any(g.counts_per_interval))
-    ]
+    staffed = [g for g in scenario.agents if g.may_staff]
     for k, it in enumerate(plan.intents):
         q = policy.queues[it.queue_name]
         req = policy.effective(it.queue_name, dict(q.skills), q.language, len(q.relax))
@@ -94,6 +109,7 @@ class LiveRouter:
         self.roster = roster
         self.queues = [it.queue_name for it in plan.intents]
         self.priority = [it.priority for it in plan.intents]
+        self.call_priority = plan.priority.tolist() if plan.priority is not None else None
         default_wrap = float(self.router.policy.wrap_up_seconds)
         self.wrap: list[float] = []
         for member in roster:
@@ -149,7 +165,9 @@ class LiveRouter:
         k = self.leg[call]
         rid = self.ids[call] if k == 0 else f"{call}.{k}"
         self.call_index[rid] = call
-        d = self._enqueue(Call(rid, self.queues[intent], priority=self.priority[intent]), now)
+        cp = self.call_priority
+        prio = self.priority[intent] if cp is None else cp[call]
+        d = self._enqueue(Call(rid, self.queues[intent], priority=prio), now)
         if d.kind is _OFFERED:
             if self._accepts:
                 self.router.accept(rid, d.agent_id, now)  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ KPIs are pure functions over these (see :mod:`simulation.kpis`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,9 @@ class CallRecords:
     transferred: np.ndarray
     contained: np.ndarray
     callback: np.ndarray
+    blocked: np.ndarray | None = None  # turned away by a closed queue (outage event)
+    queue: np.ndarray | None = None  # routed intent of the first leg (its queue)
+    priority: np.ndarray | None = None  # the call's priority
 
     @property
     def size(self) -> int:
@@ -55,6 +59,10 @@ class AgentSpans:
     login_end: np.ndarray
     login_agent: np.ndarray
     agent_group: np.ndarray  # group index of each agent
+    # logged-in time past a scheduled logout (finishing the call in hand): part of login spans
+    overtime_start: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    overtime_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    overtime_agent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +76,4 @@ class Replication:
     warmup: float
     interval: float
     events: int
+    plan: Any = None  # the CallPlan it ran (traffic.CallPlan)

@@ -6,6 +6,7 @@ depend on how many processes run them: same seed, same numbers.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -16,11 +17,17 @@ import numpy as np
 
 from simulation.confidence import mean_ci
 from simulation.engine import RouterFactory, simulate_plan
-from simulation.kpis import intent_interval_counts, interval_kpis, replication_kpis
+from simulation.kpis import (
+    breakdown_kpis,
+    intent_interval_counts,
+    interval_kpis,
+    replication_kpis,
+)
 from simulation.records import Replication
 from simulation.roster import build_roster
 from simulation.scenario import Scenario
-from simulation.traffic import draw_plan, read_call_log
+from simulation.times import Origin
+from simulation.traffic import draw_plan, read_scenario_log
 
 __all__ = ["ReplicationResult", "RunResult", "default_router", "run_replication", "run_scenario"]
 
@@ -44,6 +51,8 @@ class ReplicationResult:
     events: int
     seconds: float
     intent_counts: np.ndarray | None = None  # (intent, interval, [queued, within T, abandoned])
+    breakdown: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    dropped: int = 0  # replayed calls after the horizon, left out on request
 
 
 @dataclass(slots=True)
@@ -55,10 +64,24 @@ class RunResult:
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     intervals: list[dict[str, dict[str, float]]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    breakdown: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        names = self.replications[0].kpis.keys()
-        self.summary = {k: mean_ci(r.kpis[k] for r in self.replications) for k in names}
+        reps = self.replications
+        names = reps[0].kpis.keys()
+        self.summary = {k: mean_ci(r.kpis[k] for r in reps) for k in names}
+        for by in reps[0].breakdown:
+            classes = dict.fromkeys(c for r in reps for c in r.breakdown.get(by, {}))
+            self.breakdown[by] = {
+                c: {
+                    k: mean_ci(r.breakdown[by].get(c, {}).get(k, math.nan) for r in reps)
+                    for k in names
+                    if k in next(r.breakdown[by][c] for r in reps if c in r.breakdown[by])
+                }
+                for c in classes
+            }
+        self.warnings = run_warnings(self)
         n_int = len(self.replications[0].intervals)
         self.intervals = [
             {
@@ -71,6 +94,35 @@ class RunResult:
     @property
     def calls(self) -> int:
         return sum(r.calls for r in self.replications)
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def run_warnings(result: RunResult) -> list[str]:
+    """What a planner must know before trusting the figures of a run."""
+    reps = result.replications
+    out = []
+    if len(reps) > 1 and all(_same(reps[0].kpis, r.kpis) for r in reps[1:]):
+        out.append(
+            f"all {len(reps)} replications came out identical, so every confidence interval"
+            " has zero width: nothing in this scenario is random (a replay whose log gives"
+            " every patience and handle time); leave patience_seconds empty (or give"
+            " patience_at_least_seconds) to draw patience from the scenario's law"
+        )
+    unserved = result.summary.get("unserved", {}).get("mean", 0.0)
+    if unserved and unserved > 0:
+        out.append(
+            f"{unserved:,.1f} call(s) per replication were never answered nor abandoned:"
+            " no agent able to serve them was logged in when they waited (see 'unserved')"
+        )
+    if reps[0].dropped:
+        out.append(
+            f"{reps[0].dropped} replayed call(s) after duration_hours were left out"
+            " (arrivals.drop_after_horizon)"
+        )
+    return out
 
 
 def flow_journeys(scenario: Scenario) -> list | None:
@@ -96,8 +148,10 @@ def simulate_replication(
     rng = np.random.default_rng(seeds[index])
     if journeys is None and scenario.flow is not None:
         journeys = flow_journeys(scenario)
+    if log is None and scenario.arrivals.replay is not None:
+        log = read_scenario_log(scenario)
     plan = draw_plan(scenario, rng, log, journeys)
-    roster = build_roster(scenario)
+    roster = build_roster(scenario, Origin(log["origin"] if log else scenario.start_at))
     router = (router_factory or default_router)(scenario, plan, roster)
     calls, spans, events = simulate_plan(scenario, plan, roster, router)
     return Replication(
@@ -108,6 +162,7 @@ def simulate_replication(
         warmup=scenario.warmup_minutes * 60.0,
         interval=scenario.interval_seconds,
         events=events,
+        plan=plan,
     )
 
 
@@ -124,10 +179,11 @@ def run_replication(
 
     t0 = time.perf_counter()
     rep = simulate_replication(scenario, index, router_factory, log, journeys)
-    t = scenario.service_level_seconds
+    t = scenario.service_level_thresholds
     kpis = replication_kpis(rep.calls, rep.agents, t, rep.warmup, rep.horizon)
     ints = interval_kpis(rep.calls, rep.agents, t, rep.interval, rep.horizon)
     calls = rep.calls
+    breakdown = _breakdown(rep, t)
     ans = ~np.isnan(calls.answered_at) & (calls.arrival >= rep.warmup)
     waits = (calls.answered_at - calls.queued_at)[ans]
     counts = None
@@ -145,7 +201,35 @@ def run_replication(
         rep.events,
         time.perf_counter() - t0,
         counts,
+        breakdown,
+        rep.plan.dropped if rep.plan is not None else 0,
     )
+
+
+def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, dict[str, float]]]:
+    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several."""
+    plan, calls = rep.plan, rep.calls
+    if plan is None:
+        return {}
+    lo, hi = rep.warmup, rep.horizon
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    names = [it.name for it in plan.intents]
+    if len(names) > 1:
+        rows = breakdown_kpis(calls, t, lo, hi, calls.intent, len(names))
+        out["intent"] = {n: r for n, r in zip(names, rows, strict=True) if r["offered"]}
+    queues = list(dict.fromkeys(it.queue_name for it in plan.intents))
+    if 1 < len(queues) != len(names):  # one queue per intent: the intent table says it all
+        qi = np.asarray([queues.index(it.queue_name) for it in plan.intents], dtype=np.int64)
+        key = qi[plan.routed_intent] if calls.size else np.zeros(0, np.int64)
+        rows = breakdown_kpis(calls, t, lo, hi, key, len(queues))
+        out["queue"] = {n: r for n, r in zip(queues, rows, strict=True) if r["offered"]}
+    prio = plan.call_priority()
+    levels = sorted(set(prio.tolist()))
+    if len(levels) > 1:
+        key = np.searchsorted(np.asarray(levels), prio)
+        rows = breakdown_kpis(calls, t, lo, hi, key, len(levels))
+        out["priority"] = {str(v): r for v, r in zip(levels, rows, strict=True) if r["offered"]}
+    return out
 
 
 def _preflight(scenario: Scenario, log, router_factory, journeys=None) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +239,8 @@ def _preflight(scenario: Scenario, log, router_factory, journeys=None) -> None: 
     from simulation.live_router import LiveRouter
 
     plan = draw_plan(scenario, np.random.default_rng(0), log, journeys)
-    LiveRouter(scenario, plan, build_roster(scenario))
+    roster = build_roster(scenario, Origin(log["origin"] if log else scenario.start_at))
+    LiveRouter(scenario, plan, roster)
 
 
 def _worker(args: tuple) -> ReplicationResult:
@@ -177,7 +262,7 @@ def run_scenario(
     t0 = time.perf_counter()
     log = None
     if scenario.arrivals.replay is not None:
-        log = read_call_log(scenario.resolve(scenario.arrivals.replay))
+        log = read_scenario_log(scenario)
     journeys = flow_journeys(scenario)
     _preflight(scenario, log, router_factory, journeys)
     n = scenario.replications

@@ -12,10 +12,13 @@ The minimal single-skill form of a textbook exercise is accepted as it is::
     seed: 7
 
 The full form adds per-interval arrival rates or a replayed call log, intents with
-required skills, their own handle-time law, IVR time, self-service containment and
-recognition accuracy, agent groups with skills, proficiency, shifts and costs,
-wrap-up time, callbacks and the routing policy file. ``load_scenario`` reads a
-file and raises :class:`~simulation.errors.ScenarioError` naming file and field.
+required skills, their own handle-time and patience laws, IVR time, self-service
+containment and recognition accuracy, agent groups with skills, proficiency, shifts and
+costs, staffed by head count, per interval (fractional heads allowed), from a staffing
+table or from a roster of login/logout times; wrap-up time, end-of-shift rules,
+callbacks, the routing policy file and planned events (outages, campaigns, meetings).
+``load_scenario`` reads a file and raises :class:`~simulation.errors.ScenarioError`
+naming file and field.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ __all__ = [
     "Arrivals",
     "Callbacks",
     "Distribution",
+    "EndOfShift",
     "Intent",
+    "RosterEntry",
     "Scenario",
     "Shift",
     "load_scenario",
@@ -49,43 +54,77 @@ DEFAULT_SKILL = "default"
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0, le=1)]
+Threshold = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Instant = float | str  # seconds from time 0, "HH:MM" from time 0, or ISO 8601
+
+
 class Distribution(_Model):
     """A law of durations in seconds.
 
-    ``exponential`` needs ``mean_seconds``; ``lognormal`` and ``gamma`` need
-    ``mean_seconds`` and ``cv`` (standard deviation / mean); ``deterministic``
-    needs ``mean_seconds``; ``empirical`` resamples ``values_seconds``.
+    ``exponential`` and ``deterministic`` need ``mean_seconds``; ``lognormal`` and
+    ``gamma`` need ``mean_seconds`` and ``cv`` (standard deviation / mean); ``weibull``
+    needs ``mean_seconds`` and ``shape`` (below 1: a hazard that falls with time, as
+    callers' patience does); ``empirical`` resamples ``values_seconds``; ``survival``
+    is a step survival curve (a Kaplan-Meier estimate): ``survival[i]`` is the share
+    still waiting after ``times_seconds[i]``, and the share left after the last time
+    follows an exponential tail of mean ``tail_mean_seconds`` (never ends, if absent).
     """
 
-    distribution: Literal["exponential", "lognormal", "gamma", "deterministic", "empirical"] = (
-        "exponential"
-    )
+    distribution: Literal[
+        "exponential", "lognormal", "gamma", "weibull", "deterministic", "empirical", "survival"
+    ] = "exponential"
     mean_seconds: PositiveSeconds | None = None
     cv: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    shape: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     values_seconds: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    times_seconds: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    survival: list[Share] | None = None
+    tail_mean_seconds: PositiveSeconds | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Distribution:
-        if self.distribution == "empirical":
+        kind = self.distribution
+        if kind == "empirical":
             if not self.values_seconds:
                 raise ValueError("empirical needs a non-empty values_seconds list")
+        elif kind == "survival":
+            self._check_survival()
         elif self.mean_seconds is None:
-            raise ValueError(f"{self.distribution} needs mean_seconds")
-        if self.distribution in ("lognormal", "gamma") and self.cv is None:
-            raise ValueError(f"{self.distribution} needs cv (standard deviation / mean)")
+            raise ValueError(f"{kind} needs mean_seconds")
+        if kind in ("lognormal", "gamma") and self.cv is None:
+            raise ValueError(f"{kind} needs cv (standard deviation / mean)")
+        if kind == "weibull" and self.shape is None:
+            raise ValueError("weibull needs shape (below 1: falling hazard)")
         return self
+
+    def _check_survival(self) -> None:
+        t, s = self.times_seconds, self.survival
+        if not t or s is None or len(t) != len(s):
+            raise ValueError("survival needs times_seconds and survival lists of equal length")
+        if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+            raise ValueError("survival: times_seconds must increase")
+        if any(b > a for a, b in zip(s, s[1:], strict=False)):
+            raise ValueError("survival: survival must not increase")
 
     @property
     def mean(self) -> float:
         if self.distribution == "empirical":
             assert self.values_seconds
             return sum(self.values_seconds) / len(self.values_seconds)
+        if self.distribution == "survival":
+            t, s = self.times_seconds or [], self.survival or []
+            prev_t, prev_s, m = 0.0, 1.0, 0.0
+            for ti, si in zip(t, s, strict=True):
+                m += (prev_s - si) * ti
+                prev_t, prev_s = ti, si
+            tail = self.tail_mean_seconds
+            return m + (prev_s * (prev_t + tail) if tail else (math.inf if prev_s else 0.0))
         assert self.mean_seconds is not None
         return self.mean_seconds
 
@@ -94,14 +133,20 @@ class Arrivals(_Model):
     """Exactly one of: a constant Poisson rate, per-interval Poisson rates, a call-log CSV.
 
     ``replay`` is a path relative to the scenario file; its CSV has ``arrival_time``
-    (ISO 8601 or seconds from the start), ``intent`` or ``skills`` (``;``-separated)
-    and ``handle_seconds``, optionally ``patience_seconds``.
+    (ISO 8601, seconds or HH:MM from the start), ``intent`` or ``skills``
+    (``;``-separated) and ``handle_seconds``; optionally ``patience_seconds`` (the
+    caller's patience: an abandoned call's wait), ``patience_at_least_seconds`` (a
+    lower bound: the caller waited this long and was answered; the patience is drawn
+    from the scenario's law above it), ``priority`` (integer, higher first) and
+    ``ivr_seconds`` (time in the IVR before queueing). Calls after ``duration_hours``
+    are an error unless ``drop_after_horizon`` is true (then they are counted).
     """
 
     rate_per_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     rates_per_hour: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
     interval_minutes: Literal[15, 30, 60] = 30
     replay: str | None = None
+    drop_after_horizon: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> Arrivals:
@@ -120,6 +165,7 @@ class Intent(_Model):
     share: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     skills: list[str] | None = None  # required skills; default: [name]
     handle_time: Distribution | None = None  # default: the scenario's handle_time
+    patience: Distribution | None = None  # default: by priority class, then the scenario's
     queue: str | None = None  # routing-policy queue; default: the intent's name
     priority: int = 0
     ivr_seconds: Annotated[float, Field(ge=0)] = 0.0
@@ -148,21 +194,55 @@ class Shift(_Model):
         return self
 
 
+class RosterEntry(_Model):
+    """One logged-in span of one agent (an agent may have several rows)."""
+
+    agent: Annotated[str, Field(min_length=1)]
+    login: Instant
+    logout: Instant
+
+
 class AgentGroup(_Model):
-    """Agents alike in skills and shift.
+    """Agents alike in skills (and shift).
 
     ``skills`` maps a skill to a proficiency 1-5 (a list means proficiency 3 each);
-    default is the one skill of a single-skill scenario. ``counts_per_interval``
-    overrides ``count`` interval by interval (what ``ivr staff`` writes).
+    default is the one skill of a single-skill scenario. Staffing is ``count`` all
+    day, or (overriding it) one of: ``counts_per_interval`` (one head count per scenario interval,
+    what ``ivr staff`` writes), ``staffing_table`` (a CSV of ``interval_start,agents``
+    rows, each level holding until the next row; a ``group`` column selects this
+    group's rows), or ``roster`` (login/logout per agent: a list, or a CSV with
+    ``agent_id,login,logout`` and optionally ``group``). Fractional head counts are
+    kept exactly: 12.4 agents are 12 agents and one more logged in for the first 40%
+    of the interval. ``shift`` clips all of them.
     """
 
     name: str | None = None
     count: Annotated[int, Field(ge=0)] = 0
-    counts_per_interval: list[Annotated[int, Field(ge=0)]] | None = None
+    counts_per_interval: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    staffing_table: str | None = None
+    roster: str | list[RosterEntry] | None = None
     skills: dict[str, Annotated[int, Field(ge=1, le=5)]] | list[str] | None = None
     shift: Shift = Shift()
     cost_per_hour: Annotated[float, Field(ge=0)] | None = None
     wrap_up_seconds: Annotated[float, Field(ge=0)] | None = None  # default: the scenario's
+
+    @model_validator(mode="after")
+    def _one_staffing(self) -> AgentGroup:
+        given = [
+            k
+            for k in ("counts_per_interval", "staffing_table", "roster")
+            if getattr(self, k) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of {', '.join(given)}")
+        return self
+
+    @property
+    def may_staff(self) -> bool:
+        """Whether this group has any agent at all (a file-based staffing may)."""
+        if self.counts_per_interval is not None:
+            return any(self.counts_per_interval)
+        return bool(self.count or self.staffing_table or self.roster)
 
     @property
     def skill_levels(self) -> dict[str, int]:
@@ -178,6 +258,14 @@ class Callbacks(_Model):
 
     offer_after_seconds: PositiveSeconds
     accept_share: Share
+
+
+class EndOfShift(_Model):
+    """What happens at logout. An agent always finishes the call in hand (and its
+    wrap-up); that time past the scheduled logout is counted as overtime.
+    ``no_new_calls_seconds`` stops offering calls that long before each logout."""
+
+    no_new_calls_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
 
 class FlowSpec(_Model):
@@ -204,8 +292,11 @@ class Scenario(_Model):
     duration_hours: Annotated[float, Field(gt=0, le=24 * 31)]
     handle_time: Distribution | None = None
     patience: Distribution | None = None  # None: callers never hang up
+    patience_by_priority: dict[int, Distribution] | None = None  # by the call's priority
     agents: Annotated[list[AgentGroup], Field(min_length=1)]
-    service_level_seconds: Annotated[float, Field(ge=0)] = 20.0
+    service_level_seconds: Threshold | Annotated[list[Threshold], Field(min_length=1)] = 20.0
+    end_of_shift: EndOfShift = EndOfShift()
+    start_at: datetime | None = None  # wall clock of time 0 (default: replay's first midnight)
     replications: Annotated[int, Field(ge=2, le=10_000)] = 10
     seed: int = 0
     interval_minutes: Literal[15, 30, 60] | None = None  # default: arrivals.interval_minutes
@@ -225,14 +316,15 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
-        if self.intents is None and self.handle_time is None and self.arrivals.replay is None:
+        replay = self.arrivals.replay is not None
+        if self.intents is None and self.handle_time is None and not replay:
             raise ValueError("give handle_time (or intents each with handle_time)")
         if self.intents is not None:
             names = [i.name for i in self.intents]
             if len(set(names)) != len(names):
                 raise ValueError("intent names must be unique")
-            for i in self.intents:
-                if i.handle_time is None and self.handle_time is None:
+            for i in self.intents:  # a replay takes handle times from its log
+                if i.handle_time is None and self.handle_time is None and not replay:
                     raise ValueError(f"intent {i.name!r} has no handle_time and no default")
         needed = {s for i in self.intents for s in i.required_skills} if self.intents else set()
         if not self.intents and self.arrivals.replay is None:
@@ -241,13 +333,33 @@ class Scenario(_Model):
         missing = sorted(needed - have)
         if missing:
             raise ValueError(f"no agent group has skill(s) {missing}")
-        for g in self.agents:
+        for k, g in enumerate(self.agents):
             if g.counts_per_interval is not None and len(g.counts_per_interval) != self.n_intervals:
                 raise ValueError(
-                    f"group {g.name or '?'}: counts_per_interval has {len(g.counts_per_interval)}"
+                    f"agents.{k}.counts_per_interval has {len(g.counts_per_interval)}"
                     f" entries, the day has {self.n_intervals} intervals"
                 )
         return self
+
+    @property
+    def service_level_thresholds(self) -> tuple[float, ...]:
+        """Every service-level threshold, in seconds (the first is the headline one)."""
+        t = self.service_level_seconds
+        return tuple(float(x) for x in t) if isinstance(t, list) else (float(t),)
+
+    @property
+    def service_level_threshold(self) -> float:
+        """The headline service-level threshold (``service_level``), in seconds."""
+        return self.service_level_thresholds[0]
+
+    def patience_for(self, intent: Intent, priority: int) -> Distribution | None:
+        """A call's patience law: its intent's, else its priority class's, else the default."""
+        if intent.patience is not None:
+            return intent.patience
+        by = self.patience_by_priority
+        if by is not None and priority in by:
+            return by[priority]
+        return self.patience
 
     @property
     def interval_seconds(self) -> float:

@@ -10,16 +10,22 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from simulation.distributions import sample
+from simulation.distributions import sample, sample_above
 from simulation.errors import ScenarioError
 from simulation.scenario import Intent, Scenario
+from simulation.times import Origin, parse_instant
 
-__all__ = ["CallPlan", "arrival_rates_per_interval", "draw_plan", "read_call_log"]
+__all__ = [
+    "CallPlan",
+    "arrival_rates_per_interval",
+    "draw_plan",
+    "read_call_log",
+    "read_scenario_log",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,15 @@ class CallPlan:
     contained: np.ndarray  # bool, resolved in the IVR
     ivr: np.ndarray  # float, seconds spent in the IVR before queueing
     accepts_callback: np.ndarray  # bool
+    priority: np.ndarray | None = None  # int per call (None: each intent's priority)
+    dropped: int = 0  # replayed calls after the horizon, left out on request
+
+    def call_priority(self) -> np.ndarray:
+        """Each call's priority (the log's column, else its routed intent's)."""
+        if self.priority is not None:
+            return self.priority
+        prio = np.asarray([it.priority for it in self.intents], dtype=np.int64)
+        return prio[self.routed_intent] if self.size else np.zeros(0, np.int64)
 
     @property
     def size(self) -> int:
@@ -72,25 +87,32 @@ def _poisson_arrivals(scenario: Scenario, rng: np.random.Generator) -> np.ndarra
     return times
 
 
-def _parse_time(text: str, origin: list[datetime | None], where: str) -> float:
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise ScenarioError(where, "arrival_time", f"not seconds nor ISO 8601: {text!r}") from None
-    start = origin[0]
-    if start is None:
-        start = origin[0] = stamp.replace(hour=0, minute=0, second=0, microsecond=0)
-    return (stamp - start).total_seconds()
+_OPTIONAL_FLOATS = ("patience_seconds", "patience_at_least_seconds", "ivr_seconds")
 
 
-def read_call_log(path: Path) -> dict[str, np.ndarray]:
-    """Read a call-log CSV into arrays: arrival, intent names, handle, patience (nan = none)."""
+def _float_cell(row: dict[str, str], col: str, at: str, default: float = math.nan) -> float:
+    text = (row.get(col) or "").strip()
+    if not text:
+        return default
+    try:
+        v = float(text)
+    except ValueError:
+        raise ScenarioError(at, col, f"not a number: {text!r}") from None
+    if not v >= 0:
+        raise ScenarioError(at, col, f"must be >= 0, got {text!r}")
+    return v
+
+
+def read_call_log(path: Path, origin: Origin | None = None) -> dict[str, np.ndarray]:
+    """Read a replay CSV into arrays (see :class:`~simulation.scenario.Arrivals`).
+
+    Keys: arrival, intent (names), handle, patience and patience_min (nan = not
+    given), ivr (nan = the intent's), priority (int; ``has_priority`` says whether the
+    column exists). ISO timestamps count from ``origin`` (default: the first row's
+    midnight).
+    """
     where = str(path)
+    origin = origin or Origin()
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -103,20 +125,25 @@ def read_call_log(path: Path) -> dict[str, np.ndarray]:
                 raise ScenarioError(where, need, "column missing")
         if "intent" not in cols and "skills" not in cols:
             raise ScenarioError(where, "intent", "column missing (or give skills)")
-        origin: list[datetime | None] = [None]
-        arrival, intent, talk, patience = [], [], [], []
+        arrival, intent, talk, prio = [], [], [], []
+        extra: dict[str, list[float]] = {c: [] for c in _OPTIONAL_FLOATS}
         for row_no, row in enumerate(reader, start=2):
             at = f"{where}:{row_no}"
-            arrival.append(_parse_time(row["arrival_time"], origin, at))
-            intent.append((row.get("intent") or row.get("skills") or "").strip())
             try:
-                talk.append(float(row["handle_seconds"]))
-                p = (row.get("patience_seconds") or "").strip()
-                patience.append(float(p) if p else math.nan)
+                arrival.append(parse_instant(row["arrival_time"] or "", origin))
             except ValueError as exc:
-                raise ScenarioError(at, "handle_seconds/patience_seconds", str(exc)) from None
-            if talk[-1] < 0:
-                raise ScenarioError(at, "handle_seconds", "must be >= 0")
+                raise ScenarioError(at, "arrival_time", str(exc)) from None
+            intent.append((row.get("intent") or row.get("skills") or "").strip())
+            if not (row.get("handle_seconds") or "").strip():
+                raise ScenarioError(at, "handle_seconds", "empty")
+            talk.append(_float_cell(row, "handle_seconds", at))
+            for c in _OPTIONAL_FLOATS:
+                extra[c].append(_float_cell(row, c, at))
+            p = (row.get("priority") or "").strip()
+            try:
+                prio.append(int(p) if p else 0)
+            except ValueError:
+                raise ScenarioError(at, "priority", f"not an integer: {p!r}") from None
     order = np.argsort(np.asarray(arrival, dtype=float), kind="stable")
     arr = np.asarray(arrival, dtype=float)[order]
     if arr.size:
@@ -125,8 +152,70 @@ def read_call_log(path: Path) -> dict[str, np.ndarray]:
         "arrival": arr,
         "intent": np.asarray(intent, dtype=object)[order],
         "handle": np.asarray(talk, dtype=float)[order],
-        "patience": np.asarray(patience, dtype=float)[order],
+        "patience": np.asarray(extra["patience_seconds"], dtype=float)[order],
+        "patience_min": np.asarray(extra["patience_at_least_seconds"], dtype=float)[order],
+        "ivr": np.asarray(extra["ivr_seconds"], dtype=float)[order],
+        "priority": np.asarray(prio, dtype=np.int64)[order],
+        "has_priority": np.asarray("priority" in cols),
     }
+
+
+def read_scenario_log(scenario: Scenario) -> dict:
+    """The scenario's replay log, checked against its horizon (``origin``: time 0's instant)."""
+    assert scenario.arrivals.replay is not None
+    path = scenario.resolve(scenario.arrivals.replay)
+    origin = Origin(scenario.start_at)
+    log: dict = read_call_log(path, origin)
+    log["origin"] = origin.at
+    late = log["arrival"] >= scenario.horizon_seconds
+    n_late = int(late.sum())
+    if n_late and not scenario.arrivals.drop_after_horizon:
+        last = float(log["arrival"].max()) / 3600.0
+        raise ScenarioError(
+            scenario.source,
+            "duration_hours",
+            f"{n_late} call(s) of {path} arrive after duration_hours={scenario.duration_hours:g}"
+            f" (the last at {last:.2f} h): raise duration_hours to {math.ceil(last + 1e-9)},"
+            " or set arrivals.drop_after_horizon: true to leave them out",
+        )
+    return log
+
+
+def _patience(
+    scenario: Scenario,
+    intents: tuple[Intent, ...],
+    intent: np.ndarray,
+    priority: np.ndarray,
+    rng: np.random.Generator,
+    todo: np.ndarray,
+    lower: np.ndarray | None = None,
+) -> np.ndarray:
+    """Patience of the calls in ``todo`` (bool mask), by intent and priority class
+    (above ``lower`` where it is finite: censored callers)."""
+    out = np.full(intent.size, math.nan)
+    laws = (
+        [scenario.patience_for(intents[k], int(p)) for k, p in zip(intent, priority, strict=True)]
+        if (scenario.patience_by_priority or any(it.patience for it in intents))
+        else None
+    )
+    groups: dict[int, tuple[object, list[int]]] = {}
+    if laws is None:
+        groups[0] = (scenario.patience, np.flatnonzero(todo).tolist())
+    else:
+        for i in np.flatnonzero(todo).tolist():
+            groups.setdefault(id(laws[i]), (laws[i], []))[1].append(i)
+    for law, idx_list in groups.values():
+        idx = np.asarray(idx_list, dtype=np.int64)
+        if lower is None:
+            out[idx] = sample(law, rng, idx.size)  # type: ignore[arg-type]
+            continue
+        lo = lower[idx]
+        cens = np.isfinite(lo)
+        free = idx[~cens]
+        out[free] = sample(law, rng, free.size)  # type: ignore[arg-type]
+        if cens.any():
+            out[idx[cens]] = sample_above(law, rng, lo[cens])  # type: ignore[arg-type]
+    return out
 
 
 def replay_intents(scenario: Scenario, names: np.ndarray) -> tuple[Intent, ...]:
@@ -191,20 +280,32 @@ def draw_plan(
 ) -> CallPlan:
     """Draw one replication's callers (``log``: a call log already read, for replays;
     ``journeys``: IVR journeys per (intent, interval) when the scenario has a ``flow``)."""
+    call_ivr = None
+    priority = None
+    dropped = 0
     if scenario.arrivals.replay is not None:
         if log is None:
-            log = read_call_log(scenario.resolve(scenario.arrivals.replay))
+            log = read_scenario_log(scenario)
         intents = replay_intents(scenario, log["intent"])
         index = {it.name: k for k, it in enumerate(intents)}
         keep = log["arrival"] < scenario.horizon_seconds
+        dropped = int((~keep).sum())
         arrival = log["arrival"][keep]
         intent = np.fromiter(
             (index[str(x)] for x in log["intent"][keep]), dtype=np.int64, count=int(keep.sum())
         )
         handle = log["handle"][keep].copy()
+        if bool(log["has_priority"]):
+            priority = log["priority"][keep].copy()
+        by_intent = np.asarray([it.priority for it in intents], dtype=np.int64)
+        prio = priority if priority is not None else by_intent[intent]
         patience = log["patience"][keep].copy()
         missing = np.isnan(patience)
-        patience[missing] = sample(scenario.patience, rng, int(missing.sum()))
+        lower = log["patience_min"][keep]
+        lower = np.where(np.isnan(lower), -np.inf, lower)
+        drawn = _patience(scenario, intents, intent, prio, rng, missing, lower)
+        patience[missing] = drawn[missing]
+        call_ivr = log["ivr"][keep]
     else:
         intents = tuple(scenario.intent_list)
         arrival = _poisson_arrivals(scenario, rng)
@@ -219,7 +320,8 @@ def draw_plan(
         for k, it in enumerate(intents):
             mask = intent == k
             handle[mask] = sample(it.handle_time or scenario.handle_time, rng, int(mask.sum()))
-        patience = sample(scenario.patience, rng, n)
+        prio = np.asarray([it.priority for it in intents], dtype=np.int64)[intent]
+        patience = _patience(scenario, intents, intent, prio, rng, np.ones(n, dtype=bool))
     n = arrival.size
     ivr = np.zeros(n)
     contained = np.zeros(n, dtype=bool)
@@ -237,10 +339,25 @@ def draw_plan(
             routed[wrong] = np.asarray(others)[
                 rng.choice(len(others), size=int(wrong.sum()), p=weights / weights.sum())
             ]
+    if call_ivr is not None:
+        given = ~np.isnan(call_ivr)
+        ivr[given] = call_ivr[given]
     if scenario.flow is not None and journeys is not None and n:
         intents, ivr, contained, routed = _through_flow(
             scenario, intents, intent, arrival, journeys, rng
         )
     cb = scenario.callbacks
     accepts = rng.random(n) < (cb.accept_share if cb else 0.0)
-    return CallPlan(intents, arrival, intent, routed, handle, patience, contained, ivr, accepts)
+    return CallPlan(
+        intents,
+        arrival,
+        intent,
+        routed,
+        handle,
+        patience,
+        contained,
+        ivr,
+        accepts,
+        priority,
+        dropped,
+    )

@@ -65,7 +65,7 @@ def erlang_agreement(scenario: Scenario, workers: int | None = None) -> list[Agr
     rate = float(scenario.arrivals.rate_per_hour or 0.0)
     aht = scenario.handle_time.mean  # type: ignore[union-attr]
     patience = scenario.patience.mean if scenario.patience is not None else None
-    theory = queue_metrics(n, rate, aht, scenario.service_level_seconds, patience)
+    theory = queue_metrics(n, rate, aht, scenario.service_level_threshold, patience)
     result = run_scenario(scenario, workers=workers)
     out = []
     for kpi in CHECKED:

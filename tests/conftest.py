@@ -12,11 +12,16 @@ from typing import Callable
 
 import pytest
 
+import ivr.users
 from ivr.console import FlaskTransport, TwimlCaller
 from ivr.live.calls_store import MemoryStore
 from ivr.loopback import always_open_flows  # noqa: F401 (tests import it from here)
 from ivr.web import create_app
 from ivr.web.settings import Settings
+
+# Passwords: the real scrypt, at a lower cost than production's so that the suite's
+# sign-ins stay fast on a loaded machine (servers started as subprocesses keep the default).
+ivr.users.SCRYPT_N = 2 ** 10
 
 # Trained intent models are cached by content hash; tests keep theirs out of $HOME.
 os.environ.setdefault("IVR_CACHE_DIR", tempfile.mkdtemp(prefix="ivr-test-cache-"))

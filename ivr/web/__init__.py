@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivr.errors import FlowError
+from ivr.floor import FloorLog, MemoryFloorLog, SQLiteFloorLog
 from ivr.flows.registry import FlowRegistry
 from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
@@ -25,6 +26,8 @@ from ivr.live.routing_store import (
     SQLiteRoutingState,
 )
 from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
+from ivr.users import MemoryUserTable, SQLiteUserTable, Users, UserTable
+from ivr.web.live import Hub, picture
 from ivr.web.settings import Settings
 from routing import RoutingPolicy
 
@@ -47,7 +50,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     """Build the app. Raises :class:`ivr.errors.FlowError` if any flow is invalid: a
     server never starts on a broken flow."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config["IVR"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ivr.flows"] = registry or FlowRegistry.open(settings.flows_dir,
@@ -66,8 +69,26 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import admin, agents, metrics, queueing, voice
+    from ivr.web import (
+        admin,
+        agents,
+        auth,
+        desktop,
+        metrics,
+        queueing,
+        reports,
+        voice,
+        wallboard,
+    )
 
+    auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
+    floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
+    routing = app.extensions["ivr.routing"]
+    app.extensions["ivr.live"] = Hub(read=lambda t: routing.state.query(
+        lambda router: picture(router, t, floor_log.last_id())))
+    app.register_blueprint(desktop.bp)
+    app.register_blueprint(wallboard.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
@@ -134,6 +155,18 @@ def _make_routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
     if isinstance(store, PostgresStore):
         return JournalRoutingState(PostgresRoutingDB(store.db), policy)
     return MemoryRoutingState(policy)
+
+
+def _make_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:
+    """Users in the SQLite store's file, or in memory beside the memory store."""
+    table: UserTable = (SQLiteUserTable(store.connection) if isinstance(store, SQLiteStore)
+                        else MemoryUserTable())
+    return Users(table, clock=lambda: clock().timestamp())
+
+
+def _make_floor_log(store: Store) -> FloorLog:
+    """Holds, transfers and dispositions beside the calls they belong to."""
+    return SQLiteFloorLog(store.connection) if isinstance(store, SQLiteStore) else MemoryFloorLog()
 
 
 def _healthz() -> Any:

@@ -32,6 +32,11 @@ class Settings:
     reload_interval_s: float = 2.0
     routing_tick_s: float = 1.0
     max_request_bytes: int = 64 * 1024
+    twilio_api_key: str | None = None  # softphone access tokens (with the two below)
+    twilio_api_secret: str | None = None
+    twiml_app_sid: str | None = None
+    secret_key: str | None = None  # signs session cookies; else kept in data_dir
+    session_hours: float = 12.0  # a signed-in session expires after this long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -54,7 +59,11 @@ class Settings:
                           ("IVR_TWILIO_API_URL", "twilio_api_url"),
                           ("IVR_DEFAULT_FLOW", "default_flow"),
                           ("IVR_HOLD_MUSIC_URL", "hold_music_url"),
-                          ("IVR_DATABASE_URL", "database_url")):
+                          ("IVR_DATABASE_URL", "database_url"),
+                          ("IVR_SECRET_KEY", "secret_key"),
+                          ("TWILIO_API_KEY", "twilio_api_key"),
+                          ("TWILIO_API_SECRET", "twilio_api_secret"),
+                          ("TWILIO_TWIML_APP_SID", "twiml_app_sid")):
             if env.get(var):
                 values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})

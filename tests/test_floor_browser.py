@@ -1,0 +1,164 @@
+"""A whole day in miniature, in a real browser (Debian's Chromium driven by Playwright)
+against the real server (gunicorn on loopback): two agents sign in and go available;
+signed webhooks bring a call in; the offer pops with its context; the first agent
+accepts and transfers it to the second's skill; the second completes it with a
+disposition; the wallboard and the report show it. Screenshots go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+from conftest import KNOWN_CALLER, ROOT, always_open_flows, call_sid
+
+from ivr.console import HttpTransport, TwimlCaller
+from ivr.live.calls_store import SQLiteStore
+from ivr.loopback import LoopbackServer
+from ivr.users import SQLiteUserTable, Users
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+SHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = secrets.token_urlsafe(12)
+
+
+def _browser_or_skip():
+    why = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        why = "playwright is not installed (pip install -e '.[test]')"
+    if why is None and not CHROMIUM.exists():
+        why = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {why}")
+        pytest.skip(why)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def sign_in(browser, base, name):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(15000)
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    return page
+
+
+def test_a_whole_day_in_miniature(tmp_path, browser):
+    token = secrets.token_hex(16)
+    flows = always_open_flows(tmp_path / "flows")
+    data = tmp_path / "data"
+    users = Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
+    for name, role in (("ana", "agent"), ("ben", "agent"), ("sam", "supervisor")):
+        users.add(name, role, PASSWORD)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with LoopbackServer(data, token, flows_dir=flows, workers=2, threads=16) as srv:
+        ana, ben = sign_in(browser, srv.url, "ana"), sign_in(browser, srv.url, "ben")
+        for page in (ana, ben):
+            page.wait_for_url("**/agent")
+            page.get_by_role("button", name="Available").click()
+            page.get_by_text("available", exact=True).wait_for()
+        sam = sign_in(browser, srv.url, "sam")
+        sam.wait_for_url("**/wallboard")
+
+        # A caller the IVR hears as billing: Ana (billing 4) is the best fit.
+        keys = ["I was charged twice for the same coffee", "5", "2"]
+        caller = TwimlCaller(HttpTransport(srv.url, token),
+                             lambda prompts: keys.pop(0) if keys else None,
+                             after_queue="bridged")
+        sid = call_sid()
+        caller.call(sid, KNOWN_CALLER, "+14155550100")
+
+        offer = ana.get_by_role("region", name=f"Offer {sid}")
+        offer.wait_for()
+        assert "“I was charged twice for the same coffee”" in offer.inner_text()
+        assert "James Carter" in offer.inner_text() and "billing" in offer.inner_text()
+        assert re.search(r"\+\*+02", offer.inner_text())  # the caller ID, masked
+        ana.screenshot(path=str(SHOTS / "agent-desktop.png"), full_page=True)
+        offer.get_by_role("button", name="Accept").click()
+
+        call = ana.get_by_role("region", name=f"Call {sid}")
+        call.get_by_role("button", name="Hold").click()
+        call.get_by_role("button", name="Resume").click()
+        call = ana.get_by_role("region", name=f"Call {sid}")
+        call.get_by_label("Transfer to queue").select_option("cards")
+        call.get_by_label("Transfer to agent").select_option("ben")
+        call.get_by_label("Transfer reason").select_option("misrouted")
+        call.get_by_role("button", name="Transfer").click()
+
+        handed = ben.get_by_role("region", name=f"Offer {sid}")
+        handed.wait_for()
+        assert "misrouted" in handed.inner_text() and "James Carter" in handed.inner_text()
+        handed.get_by_role("button", name="Accept").click()
+        ben.get_by_role("region", name=f"Call {sid}").get_by_role(
+            "button", name="End call").click()
+        wrap = ben.get_by_role("region", name=f"Wrap-up {sid}")
+        wrap.get_by_label("Disposition").select_option("resolved")
+        wrap.get_by_label("Corrected intent").select_option("cards")
+        wrap.get_by_label("Notes").fill("card fee refunded")
+        wrap.get_by_role("button", name="Complete").click()
+        wrap.wait_for(state="detached")
+        ana_wrap = ana.get_by_role("region", name=f"Wrap-up {sid}")
+        ana_wrap.get_by_label("Disposition").select_option("not_resolved")
+        ana_wrap.get_by_role("button", name="Complete").click()
+        ana_wrap.wait_for(state="detached")
+
+        # The wallboard follows live: both agents available again, the queues counted.
+        agents = sam.locator("#agents")
+        agents.locator("tr[data-agent=ben]").get_by_text("available").wait_for()
+        agents.locator("tr[data-agent=ana]").get_by_text("available").wait_for()
+        for queue in ("billing", "cards"):  # offered 1, answered 1 in each (the transfer)
+            row = sam.locator(f"#queues tr[data-queue={queue}] td")
+            assert [row.nth(4).inner_text(), row.nth(5).inner_text()] == ["1", "1"], queue
+        sam.screenshot(path=str(SHOTS / "wallboard.png"), full_page=True)
+
+        sam.get_by_role("link", name="Reports").click()
+        sam.get_by_label("Group by").select_option("intent")
+        sam.get_by_role("button", name="Show").click()
+        kpis = sam.locator("#kpis")
+        assert kpis.locator("tr[data-kpi=transfers] td").first.inner_text() == "1"
+        assert kpis.locator("tr[data-kpi=transfer_rate] td").first.inner_text() == "100.0%"
+        assert kpis.locator("tr[data-kpi=fcr] td").first.inner_text() == "0.0%"
+        assert kpis.locator("tr[data-kpi=csat] td").first.inner_text() == "100.0%"
+        assert kpis.locator("tr[data-kpi=ces] td").first.inner_text() == "2.0"
+        assert "I was charged twice" in sam.get_by_role("region", name="Most misrouted intents"
+                                                        ).inner_text()
+        sam.screenshot(path=str(SHOTS / "reports.png"), full_page=True)
+
+
+def test_pages_keep_agents_to_their_own_and_supervisors_off_flows(tmp_path, browser):
+    token = secrets.token_hex(16)
+    data = tmp_path / "data"
+    users = Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
+    users.add("ana", "agent", PASSWORD)
+    users.add("sam", "supervisor", PASSWORD)
+    with LoopbackServer(data, token, flows_dir=always_open_flows(tmp_path / "flows"),
+                        workers=1, threads=8) as srv:
+        ana = sign_in(browser, srv.url, "ana")
+        ana.wait_for_url("**/agent")
+        assert ana.goto(srv.url + "/wallboard").status == 403
+        assert ana.get_by_role("link", name="Wallboard").count() == 0
+        sam = sign_in(browser, srv.url, "sam")
+        sam.wait_for_url("**/wallboard")
+        assert sam.get_by_role("link", name="Flows").count() == 0
+        sam.get_by_role("button", name="Sign out").click()
+        sam.wait_for_url("**/login")
+        assert sam.goto(srv.url + "/wallboard").url.endswith("/login?next=/wallboard")
