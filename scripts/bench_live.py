@@ -250,7 +250,9 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
         db.close()
     stand_in = TwilioStandIn()
     env["IVR_TWILIO_API_URL"] = stand_in.url
-    servers = [LoopbackServer(work / f"{tag}-h{k}", token, flows_dir=flows,
+    # SQLite: the host serves the seeded store; PostgreSQL: each host its own data dir
+    dirs = [work / tag] if backend == "sqlite" else [work / f"{tag}-h{k}" for k in range(hosts_n)]
+    servers = [LoopbackServer(dirs[k], token, flows_dir=flows,
                               workers=args.workers, extra_env=env) for k in range(hosts_n)]
     try:
         threads = [threading.Thread(target=s.start, kwargs={"timeout_s": 180}) for s in servers]

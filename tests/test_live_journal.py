@@ -187,3 +187,23 @@ def test_snapshots_prune_the_journal_behind_the_previous_one(backend):
     rows, snaps = _journal(db)
     assert sorted(snaps) == [20, 30]
     assert [r[0] for r in rows] == list(range(21, 40))
+
+
+def test_every_router_operation_is_journaled():
+    """A new Router method that changes state must be a journal op, or the live layer
+    would change one process's router without telling the others."""
+    from ivr.live.journal import OPS, READS, RecordingRouter
+
+    public = {n for n in dir(Router) if not n.startswith("_") and callable(getattr(Router, n))}
+    recorded = {n for n in vars(RecordingRouter) if not n.startswith("_")}
+    assert public - READS <= recorded and OPS <= recorded
+
+    class Newer(Router):
+        def sneak(self) -> None:  # a new operation nobody journaled yet
+            self.calls.clear()
+
+    recording = RecordingRouter(Newer(POLICY), lambda op, args, now: now)
+    assert recording.policy is POLICY and recording.calls == {}
+    assert recording.stats("qa", 0.0).waiting == 0  # reads pass through
+    with pytest.raises(AttributeError, match="Router.sneak is not a journaled operation"):
+        recording.sneak()

@@ -49,6 +49,8 @@ _RUN: dict[str, Callable[[Router, Mapping[str, Any], float], Any]] = {
     "set_agent_state": lambda r, a, t: r.set_agent_state(a["agent_id"], a["state"], t),
     "enqueue": lambda r, a, t: r.enqueue(Call.from_dict(a["call"]), t),
     "enqueue_many": lambda r, a, t: r.enqueue_many([Call.from_dict(c) for c in a["calls"]], t),
+    "offer_to": lambda r, a, t: r.offer_to(Call.from_dict(a["call"]), a["agent_id"], t,
+                                           note=a.get("note", "")),
     "accept": lambda r, a, t: r.accept(a["call_id"], a["agent_id"], t),
     "reject": lambda r, a, t: r.reject(a["call_id"], a["agent_id"], t),
     "timeout": lambda r, a, t: r.timeout(a["call_id"], a["agent_id"], t),
@@ -60,6 +62,10 @@ _RUN: dict[str, Callable[[Router, Mapping[str, Any], float], Any]] = {
     "set_context": lambda r, a, t: _set_context(r, a["call_id"], a["key"], a["value"]),
 }
 OPS = frozenset(_RUN)
+#: Router methods that change nothing: the only ones RecordingRouter passes through
+#: unrecorded (a test checks that RecordingRouter records every other public method).
+READS = frozenset({"prepare", "next_due", "explain", "requirement", "estimated_wait", "stats",
+                   "to_dict", "from_dict", "check_invariants", "watch"})
 
 
 def run(router: Router, command: Command) -> Any:
@@ -90,6 +96,10 @@ class RecordingRouter:
         self._record = record
 
     def __getattr__(self, name: str) -> Any:
+        if callable(getattr(type(self._router), name, None)) and not (
+                name.startswith("_") or name in READS):
+            raise AttributeError(f"Router.{name} is not a journaled operation: add it to "
+                                 "ivr.live.journal before the live layer calls it")
         return getattr(self._router, name)
 
     def _do(self, op: str, args: dict[str, Any], now: float) -> Any:
@@ -116,6 +126,8 @@ class RecordingRouter:
     def agent_available(self, agent_id: str, now: float) -> Any:
         return self._do("agent_available", {"agent_id": agent_id}, now)
 
+    agent_freed = agent_available
+
     def agents_available(self, agent_ids: Iterable[str], now: float) -> Any:
         return self._do("agents_available", {"agent_ids": list(agent_ids)}, now)
 
@@ -128,6 +140,10 @@ class RecordingRouter:
 
     def enqueue_many(self, calls: Iterable[Call], now: float) -> Any:
         return self._do("enqueue_many", {"calls": [c.as_dict() for c in calls]}, now)
+
+    def offer_to(self, call: Call, agent_id: str, now: float, note: str = "") -> Any:
+        return self._do("offer_to", {"call": call.as_dict(), "agent_id": agent_id,
+                                     "note": note}, now)
 
     def accept(self, call_id: str, agent_id: str, now: float) -> Any:
         return self._do("accept", {"call_id": call_id, "agent_id": agent_id}, now)
