@@ -4,6 +4,7 @@ host) and on PostgreSQL (several hosts); every test here runs against both."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import threading
 import time
 
@@ -128,3 +129,33 @@ def test_due_timers_fire_once_whichever_host_ticks(center_on, backend, tmp_path)
         assert center.router().to_dict() == other.router().to_dict()
         assert [(d["kind"], d["agent_id"]) for d in hosts[1].explain(sid)] == [
             ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice")]
+
+
+def test_db_upgrade_creates_the_schema_once_and_serve_refuses_a_database_behind(
+        pg_server, tmp_path, capsys):
+    import psycopg
+
+    from ivr.cli import main
+    from ivr.live.postgres import LATEST, PostgresDatabase
+
+    schema = "ivr_test_upgrade_" + secrets.token_hex(4)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{pg_server}?options=-csearch_path%3D{schema}"
+    try:
+        db = PostgresDatabase(url, max_size=1)
+        with pytest.raises(StoreError, match="schema version 0, this code needs .*ivr db upgrade"):
+            db.check_current()
+        assert main(["db", "upgrade", "--database-url", url]) == 0
+        assert capsys.readouterr().out == f"PostgreSQL schema at version {LATEST} (applied: 1)\n"
+        assert main(["db", "upgrade", "--database-url", url]) == 0
+        assert "applied: none needed" in capsys.readouterr().out
+        db.check_current()
+        db.close()
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path / "var")]) == 0
+    assert (tmp_path / "var" / "ivr.sqlite3").is_file()
+    assert main(["db", "upgrade", "--database-url", "mysql://x"]) == 1
+    assert "must start with postgresql://" in capsys.readouterr().err
