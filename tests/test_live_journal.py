@@ -207,3 +207,18 @@ def test_every_router_operation_is_journaled():
     assert recording.stats("qa", 0.0).waiting == 0  # reads pass through
     with pytest.raises(AttributeError, match="Router.sneak is not a journaled operation"):
         recording.sneak()
+
+
+def test_frequent_snapshots_never_make_a_process_a_little_behind_reload(backend):
+    """Processes that snapshot often (by age) still leave a full interval of journal, so
+    another process a few records behind replays them instead of reloading everything."""
+    slow, fast = _states(backend, 2, 10)
+    _seed(slow)
+    slow.read()
+    reloads = slow.stats.reloads
+    for i in range(6):
+        fast.snapshot_seconds = -1.0  # every update of this process writes a snapshot
+        with fast.update() as router:
+            router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
+    assert slow.read().to_dict() == fast.read().to_dict()
+    assert slow.stats.reloads == reloads and slow.stats.applied >= 6

@@ -9,12 +9,13 @@ one): the process first applies the records it has not seen, then runs and recor
 own. The router is pure and time is an argument, so every process holds the same router,
 and an operation costs the same at 100 agents as at 10,000.
 
-Now and then (every ``snapshot_every`` operations, or when the newest snapshot is older
-than ``snapshot_seconds``) the whole router is written as a snapshot, so that a process
-starts from it rather than from the first record; the journal and snapshots behind the
-previous snapshot are pruned (one interval of slack, so a process a little behind just
-replays). A process that finds its last record gone (its transaction was rolled back, or
-it fell behind two snapshots) reloads from the newest snapshot and the records after it.
+Now and then (every ``snapshot_every`` operations, or when this process has not seen a
+snapshot for ``snapshot_seconds``) the whole router is written as a snapshot, so that a
+process starts from it rather than from the first record; the journal and snapshots
+behind the newest snapshot at least ``snapshot_every`` records older are pruned (that
+much slack, so a process a little behind just replays). A process that finds its last
+record gone (its transaction was rolled back, or it fell that far behind) reloads from
+the newest snapshot and the records after it.
 
 Decisions are stored one by one in ``routing_decisions`` by the process that made them.
 """
@@ -271,13 +272,15 @@ class JournalRoutingState:
 
     def _snapshot(self, conn: Sql, router: Router) -> None:
         """Write the router at the current record, then prune the journal and snapshots
-        behind the previous snapshot."""
+        behind the newest snapshot at least ``snapshot_every`` records older: however
+        often processes snapshot, one that is less than that far behind just replays
+        (pruning closer made the others reload the whole router again and again)."""
         taken = self._wall()
         conn.execute("INSERT INTO routing_snapshots (seq, stamp, at, taken_at, data) "
                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
                      (self._seq, self._stamp, self._at, taken, json.dumps(router.to_dict())))
-        prev = conn.execute("SELECT max(seq) FROM routing_snapshots WHERE seq < ?",
-                            (self._seq,)).fetchone()
+        prev = conn.execute("SELECT max(seq) FROM routing_snapshots WHERE seq <= ?",
+                            (self._seq - self.snapshot_every,)).fetchone()
         if prev and prev[0] is not None:
             conn.execute("DELETE FROM routing_journal WHERE seq <= ?", (prev[0],))
             conn.execute("DELETE FROM routing_snapshots WHERE seq < ?", (prev[0],))
