@@ -13,9 +13,13 @@ from gunicorn.app.base import BaseApplication
 from ivr.flows.registry import FlowRegistry
 from ivr.logs import configure_logging
 from ivr.web import INSECURE_BANNER, create_app
-from ivr.web.settings import Settings
+from ivr.web.settings import Settings, check_tokens
 
 log = logging.getLogger("ivr.server")
+#: Request threads per worker process.
+THREADS = 8
+#: A worker silent this long is restarted; kept below Twilio's 15 s webhook budget.
+WORKER_TIMEOUT_S = 10
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -36,6 +40,7 @@ def serve(settings: Settings, host: str, port: int, workers: int,
           log_level: str = "info", threads: int = 64) -> int:
     """Validate the flows, then serve until stopped. Returns a process exit code."""
     configure_logging(log_level)
+    check_tokens(settings)
     _metrics_dir(settings)
     registry = FlowRegistry.open(settings.flows_dir, settings.default_flow)
     if not settings.validate_signatures:
@@ -48,12 +53,16 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     _Server(app, {
         "bind": f"{host}:{port}",
         "workers": workers,
-        # Threads, not one request per process: each open page holds a Server-Sent
-        # Events stream, so workers x threads bounds the pages served at once.
-        "worker_class": "gthread",
-        "threads": threads,
         "preload_app": True,  # flows validated once, before any worker forks
-        "timeout": 20,
+        # Threads, not one request per process: a slow client holds one thread while the
+        # worker's other threads and its heartbeat go on (see the README's "Slow clients").
+        # Each open page also holds a Server-Sent Events stream: workers x threads bounds
+        # the pages served at once. (Main listed both ``threads`` and THREADS; the later,
+        # THREADS, was the one in force, and still is.)
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "timeout": WORKER_TIMEOUT_S,  # below Twilio's 15 s webhook budget
+        "keepalive": 2,
         "graceful_timeout": 5,
         "loglevel": log_level,
         "accesslog": None,

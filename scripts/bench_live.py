@@ -43,7 +43,7 @@ from ivr.console import sign  # noqa: E402
 from ivr.loopback import LoopbackServer, always_open_flows, free_port  # noqa: E402
 
 PUBLIC = "https://ivr.example.com"
-ADMIN, AGENT = "admin-" + secrets.token_hex(6), "agent-" + secrets.token_hex(6)
+ADMIN, AGENT = secrets.token_hex(16), secrets.token_hex(16)
 CALLER = "+14155550102"  # a known customer of the example bank: "2" is cards
 BASELINE_APP = '''
 from flask import Flask, Response, request

@@ -29,7 +29,7 @@ from routing import load_policy
 
 pytestmark = pytest.mark.slow
 PUBLIC = "https://ivr.example.com"
-AGENT_TOKEN = "agent-" + secrets.token_hex(8)
+AGENT_TOKEN = secrets.token_hex(16)
 
 
 class Balancer:

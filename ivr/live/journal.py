@@ -54,6 +54,7 @@ _RUN: dict[str, Callable[[Router, Mapping[str, Any], float], Any]] = {
     "accept": lambda r, a, t: r.accept(a["call_id"], a["agent_id"], t),
     "reject": lambda r, a, t: r.reject(a["call_id"], a["agent_id"], t),
     "timeout": lambda r, a, t: r.timeout(a["call_id"], a["agent_id"], t),
+    "release": lambda r, a, t: r.release(a["call_id"], a["agent_id"], t),
     "complete": lambda r, a, t: r.complete(a["call_id"], t),
     "abandon": lambda r, a, t: r.abandon(a["call_id"], t),
     "tick": lambda r, a, t: r.tick(t),
@@ -150,6 +151,9 @@ class RecordingRouter:
 
     def reject(self, call_id: str, agent_id: str, now: float) -> Any:
         return self._do("reject", {"call_id": call_id, "agent_id": agent_id}, now)
+
+    def release(self, call_id: str, agent_id: str, now: float) -> Any:
+        return self._do("release", {"call_id": call_id, "agent_id": agent_id}, now)
 
     def timeout(self, call_id: str, agent_id: str, now: float) -> Any:
         return self._do("timeout", {"call_id": call_id, "agent_id": agent_id}, now)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager
@@ -361,10 +362,14 @@ class SQLiteRoutingDB:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # never leave a failed write open on this connection
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        conn.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
