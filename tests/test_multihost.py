@@ -29,7 +29,7 @@ from routing import load_policy
 
 pytestmark = pytest.mark.slow
 PUBLIC = "https://ivr.example.com"
-AGENT_TOKEN = secrets.token_hex(16)
+AGENT_TOKEN, ADMIN_TOKEN = secrets.token_hex(16), secrets.token_hex(16)
 
 
 class Balancer:
@@ -76,7 +76,7 @@ class Balancer:
         data = json.dumps(body).encode()
         host = self._rng.choice(self.hosts)
         req = urllib.request.Request(f"{host.url}/agents/{agent_id}", data=data, method="PUT",
-                                     headers={"Authorization": f"Bearer {AGENT_TOKEN}",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
                                               "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=15) as resp:
             assert resp.status == 200
@@ -101,6 +101,7 @@ def test_three_hosts_one_killed_mid_load_lose_no_call_and_book_no_agent_twice(
     agents, n_calls = 4, 18
     with FakeTwilioAPI() as api:
         env = {"IVR_DATABASE_URL": url, "IVR_PUBLIC_URL": PUBLIC, "IVR_AGENT_TOKEN": AGENT_TOKEN,
+               "IVR_ADMIN_TOKEN": ADMIN_TOKEN,
                "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "IVR_TWILIO_API_URL": api.url}
         hosts = [LoopbackServer(tmp_path / f"host{k}", token, flows_dir=flows, workers=1,
                                 extra_env=env) for k in range(3)]
