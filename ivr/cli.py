@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(sub)
+    _add_db(sub)
     _add_call(sub)
     _add_flows(sub)
     _add_from("ivr.users_cli", sub)
@@ -157,6 +158,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         "wallboard holds one for its live stream")
     p.add_argument("--flows", dest="flows_dir", type=Path, help="flows folder (IVR_FLOWS_DIR)")
     p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    p.add_argument("--database-url", help="postgresql://... : PostgreSQL as the store, for "
+                                          "several hosts (IVR_DATABASE_URL)")
     p.add_argument("--public-url", help="public base URL Twilio calls, for signature checks "
                                         "behind a proxy or tunnel (IVR_PUBLIC_URL)")
     p.add_argument("--default-flow", help="flow for numbers no flow claims (IVR_DEFAULT_FLOW)")
@@ -173,7 +176,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(
         flows_dir=args.flows_dir, data_dir=args.data_dir, public_url=args.public_url,
-        default_flow=args.default_flow, validate_signatures=False if args.no_validate else None)
+        default_flow=args.default_flow, validate_signatures=False if args.no_validate else None,
+        database_url=args.database_url)
     if settings.store == "memory" and args.workers > 1:
         raise IVRError("IVR_STORE=memory keeps calls inside one process: use --workers 1 "
                        "or the sqlite store")
@@ -188,6 +192,43 @@ def _threads(text: str) -> int:
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"{value}: must be 1 to 1000")
     return value
+
+
+# ------------------------------------------------------------------ db
+
+
+def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("db", help="the store's schema")
+    dbs = p.add_subparsers(dest="db_command", required=True)
+    u = dbs.add_parser("upgrade", help="create or migrate the store's schema to this version")
+    u.add_argument("--database-url", help="postgresql://... (IVR_DATABASE_URL); without it, "
+                                          "the SQLite store in the data dir")
+    u.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    u.set_defaults(func=_db_upgrade)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from ivr.web.settings import Settings
+
+    settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    if settings.database_url:
+        from ivr.live.postgres import LATEST, PostgresDatabase
+
+        db = PostgresDatabase(settings.database_url, max_size=1)
+        try:
+            applied = db.upgrade()
+        finally:
+            db.close()
+        done = ", ".join(map(str, applied)) if applied else "none needed"
+        print(f"PostgreSQL schema at version {LATEST} (applied: {done})")
+        return 0
+    from ivr.live.calls_store import SQLiteStore
+    from ivr.live.routing_store import SQLiteRoutingDB
+
+    path = settings.data_dir / "ivr.sqlite3"
+    SQLiteRoutingDB(SQLiteStore(path).connection)  # creates what is missing
+    print(f"SQLite store {path} is up to date")
+    return 0
 
 
 # ------------------------------------------------------------------ call

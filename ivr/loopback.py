@@ -4,6 +4,8 @@ tests and the latency benchmark, which must exercise the real WSGI server."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +14,20 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def always_open_flows(folder: Path) -> Path:
+    """A copy of the example flows whose bank is open around the clock (for tests that
+    run on the real clock, such as those through a real server)."""
+    shutil.copytree(ROOT / "flows", folder, dirs_exist_ok=True)
+    bank = folder / "bank.yaml"
+    text = re.sub(r'\["\d\d:\d\d-\d\d:\d\d"\]', '["00:00-24:00"]', bank.read_text())
+    text = re.sub(r"    holidays: \[.*\]\n", "", text)
+    bank.write_text(text.replace('      sat: ["00:00-24:00"]',
+                                 '      sat: ["00:00-24:00"]\n      sun: ["00:00-24:00"]'))
+    return folder
 
 
 def free_port() -> int:
@@ -37,7 +53,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> LoopbackServer:
+    def start(self, timeout_s: float = 90.0) -> LoopbackServer:
         cmd = [sys.executable, "-m", "ivr.cli", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers),
                "--data-dir", str(self.data_dir), "--log-level", "warning"]

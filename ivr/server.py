@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -40,6 +42,7 @@ def serve(settings: Settings, host: str, port: int, workers: int,
     """Validate the flows, then serve until stopped. Returns a process exit code."""
     configure_logging(log_level)
     check_tokens(settings)
+    _metrics_dir(settings)
     registry = FlowRegistry.open(settings.flows_dir, settings.default_flow)
     if not settings.validate_signatures:
         bar = "!" * 78
@@ -63,5 +66,23 @@ def serve(settings: Settings, host: str, port: int, workers: int,
         "graceful_timeout": 5,
         "loglevel": log_level,
         "accesslog": None,
+        "child_exit": _child_exit,
     }).run()
     return 0
+
+
+def _metrics_dir(settings: Settings) -> None:
+    """prometheus-client's multiprocess mode: each worker writes its counts to files in
+    one folder, ``/metrics`` adds them up. Set before prometheus-client is imported;
+    emptied at start so a restart does not count the last run twice."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

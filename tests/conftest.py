@@ -15,6 +15,7 @@ import pytest
 import ivr.users
 from ivr.console import FlaskTransport, TwimlCaller
 from ivr.live.calls_store import MemoryStore
+from ivr.loopback import always_open_flows  # noqa: F401 (tests import it from here)
 from ivr.web import create_app
 from ivr.web.settings import Settings
 
@@ -35,21 +36,6 @@ OPEN = dt.datetime(2026, 11, 23, 10, 0, tzinfo=NY)
 CLOSED = dt.datetime(2026, 11, 22, 10, 0, tzinfo=NY)
 KNOWN_CALLER = "+14155550102"  # James, in flows/data/customers.csv
 UNKNOWN_CALLER = "+15005550006"
-
-
-def always_open_flows(folder: Path) -> Path:
-    """A copy of the example flows whose bank is open around the clock (for tests that
-    run on the real clock, such as those through a real server)."""
-    import re
-    import shutil
-
-    shutil.copytree(FLOWS, folder, dirs_exist_ok=True)
-    bank = folder / "bank.yaml"
-    text = re.sub(r'\["\d\d:\d\d-\d\d:\d\d"\]', '["00:00-24:00"]', bank.read_text())
-    text = re.sub(r"    holidays: \[.*\]\n", "", text)
-    bank.write_text(text.replace('      sat: ["00:00-24:00"]',
-                                 '      sat: ["00:00-24:00"]\n      sun: ["00:00-24:00"]'))
-    return folder
 
 
 def call_sid() -> str:
@@ -105,3 +91,119 @@ def twiml_schema():
     if not TWIML_XSD.is_file():
         pytest.skip(f"TwiML schema not found at {TWIML_XSD} (../shared beside the repo)")
     return xmlschema.XMLSchema(str(TWIML_XSD))
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+PG_URL = os.environ.get("IVR_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_unavailable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure to reach the server
+        return f"no PostgreSQL at {PG_URL} ({type(exc).__name__}: {str(exc).strip()[:120]})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The test server's URL. In CI (``CI`` set) a missing server fails the test; locally
+    the test is skipped with the reason."""
+    problem = _pg_unavailable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}: PostgreSQL tests must run in CI (see .ci/run)")
+        pytest.skip(problem)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Callable[[], str]:
+    """Make a fresh, migrated schema (dropped after the test); returns a URL whose
+    connections use it, so parallel runs and tests never see each other's rows."""
+    import psycopg
+
+    from ivr.live.postgres import PostgresDatabase
+
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"ivr_test_{secrets.token_hex(6)}"
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        sep = "&" if "?" in pg_server else "?"
+        url = f"{pg_server}{sep}options=-csearch_path%3D{schema}"
+        db = PostgresDatabase(url, max_size=1)
+        db.upgrade()
+        db.close()
+        return url
+
+    yield make  # type: ignore[misc]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        for schema in made:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+class Backend:
+    """One store backend as the parity tests use it: each :meth:`store` is what one
+    process (or host) would open."""
+
+    def __init__(self, name: str, where: Path | str) -> None:
+        self.name = name
+        self.where = where
+        self._opened: list[object] = []
+
+    def store(self) -> object:
+        if self.name == "sqlite":
+            from ivr.live.calls_store import SQLiteStore
+
+            return SQLiteStore(self.where)
+        from ivr.live.postgres import PostgresDatabase, PostgresStore
+
+        db = PostgresDatabase(str(self.where), max_size=2)
+        self._opened.append(db)
+        return PostgresStore(db)
+
+    def routing(self, store: object, policy: object, **options: object) -> object:
+        from ivr.live.routing_store import JournalRoutingState, SQLiteRoutingState
+
+        if self.name == "sqlite":
+            return SQLiteRoutingState(store.connection, policy, **options)  # type: ignore[attr-defined]
+        from ivr.live.postgres import PostgresRoutingDB
+
+        return JournalRoutingState(PostgresRoutingDB(store.db), policy, **options)  # type: ignore[attr-defined]
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Rows of a plain query, straight from the database."""
+        if self.name == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.where)
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(str(self.where)) as conn:
+            return conn.execute(sql).fetchall()
+
+    def close(self) -> None:
+        for db in self._opened:
+            db.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The same test against SQLite and PostgreSQL (store parity)."""
+    if request.param == "sqlite":
+        b = Backend("sqlite", tmp_path / "ivr.sqlite3")
+    else:
+        b = Backend("postgres", request.getfixturevalue("pg_url")())
+    yield b  # type: ignore[misc]
+    b.close()

@@ -141,6 +141,8 @@ class LiveRouting:
     telephony: Telephony
     public_url: str | None
     timezone: str = "UTC"  # the contact center's day, for "service level so far today"
+    #: Called on each failed Twilio REST request (e.g. counted by /metrics).
+    on_rest_failure: Callable[[], None] = lambda: None
     outbox: Outbox = field(default_factory=MemoryOutbox)
     #: The app's clock, for the routing changes the background sender makes.
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
@@ -199,14 +201,15 @@ class LiveRouting:
                 return []
             callback = dict(call.context.get("callback") or {})
             callback["tries"] = int(callback.get("tries", 0)) + 1
-            call.context["callback"] = callback
             t = now.timestamp()
             if callback["tries"] >= CALLBACK_TRIES:
                 callback["gave_up"] = True
+                router.set_context(call_id, "callback", callback)
                 decisions = router.abandon(call_id, t)
                 log.warning("callback unanswered; giving up", extra={
                     "call_id": call_id, "tries": callback["tries"]})
             else:
+                router.set_context(call_id, "callback", callback)
                 decisions = router.reject(call_id, agent_id, t)
             return self._effects(router, decisions)
 
@@ -402,6 +405,7 @@ class LiveRouting:
                     "call_id": intent.call_id, "agent": intent.agent_id, "how": intent.kind})
                 return
         count("twilio_rest_failures")
+        self.on_rest_failure()
         final = self.outbox.failed(intent.key, error, wall_clock())
         log.error("could not reach Twilio for the call's agent" + ("; giving up" if final
                                                                    else "; will retry"),

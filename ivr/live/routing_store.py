@@ -1,16 +1,23 @@
-"""The live router's state, shared by every worker process.
+"""The live router's state, shared by every worker process and every host.
 
-The router itself (``routing.Router``) is pure and in memory. Live, its state is a
-JSON snapshot in the SQLite store with a version number: each operation runs inside
-one ``BEGIN IMMEDIATE`` transaction (the same one as the call's step when there is
-one), reloads the snapshot only if its stamp changed (another process wrote), applies the
-operation, and writes the snapshot back with its decisions. SQLite's write lock
-makes every routing operation atomic across processes, so an agent is never
-reserved beyond capacity and no waiting call is lost, even across restarts.
+The router itself (``routing.Router``) is pure and in memory. Live, every process keeps
+its own router and the store keeps a **journal**: each routing operation is one small
+command record (``seq``, ``now``, ``op``, ``args``; see ``ivr.live.journal``). An
+operation runs under the store's routing lock (SQLite's write lock, or PostgreSQL's
+transaction-scoped advisory lock; the same transaction as the call's step when there is
+one): the process first applies the records it has not seen, then runs and records its
+own. The router is pure and time is an argument, so every process holds the same router,
+and an operation costs the same at 100 agents as at 10,000.
 
-The cost is one snapshot write per operation (a few ms for 200 agents, about 0.2 s at
-10,000): right for one machine's contact center; the Redis tier is the way past that.
-Decisions are stored one by one in ``routing_decisions``, not in the snapshot.
+Now and then (every ``snapshot_every`` operations, or when this process has not seen a
+snapshot for ``snapshot_seconds``) the whole router is written as a snapshot, so that a
+process starts from it rather than from the first record; the journal and snapshots
+behind the newest snapshot at least ``snapshot_every`` records older are pruned (that
+much slack, so a process a little behind just replays). A process that finds its last
+record gone (its transaction was rolled back, or it fell that far behind) reloads from
+the newest snapshot and the records after it.
+
+Decisions are stored one by one in ``routing_decisions`` by the process that made them.
 """
 
 from __future__ import annotations
@@ -20,22 +27,35 @@ import logging
 import secrets
 import sqlite3
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
+from ivr.live.journal import Command, RecordingRouter, replay
 from routing import Decision, Router, RoutingPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: Calls whose decisions the snapshot keeps; the full record is in routing_decisions.
+#: Calls whose decisions the router keeps; the full record is in routing_decisions.
 HISTORY = 200
+#: Meta key counting commands whose clock was behind the journal's (clamped forward).
+CLAMPS = "clock_clamps"
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS router_state (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    version  INTEGER NOT NULL,  -- a random stamp per write
-    snapshot TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS routing_journal (
+    seq   INTEGER PRIMARY KEY,
+    stamp INTEGER NOT NULL,  -- random per record: tells a rolled-back record from its successor
+    at    REAL NOT NULL,     -- the command's now, after the clock clamp
+    op    TEXT NOT NULL,
+    args  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS routing_snapshots (
+    seq      INTEGER PRIMARY KEY,
+    stamp    INTEGER NOT NULL,
+    at       REAL NOT NULL,
+    taken_at REAL NOT NULL,  -- wall clock, for the snapshot age
+    data     TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS routing_decisions (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,8 +78,9 @@ class RoutingState(Protocol):
     """Exclusive access to the shared router."""
 
     def update(self) -> Any:
-        """Context manager yielding the Router; its state, and every decision it logged
-        meanwhile (for ``ivr route explain``), are saved on exit."""
+        """Context manager yielding the router to change (a :class:`RecordingRouter`);
+        its operations, and every decision it logged meanwhile (for ``ivr route explain``),
+        are saved on exit."""
         ...
 
     def read(self) -> Router:
@@ -84,22 +105,256 @@ class RoutingState(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
 
-class SQLiteRoutingState:
-    """Router snapshot and decisions in the call store's SQLite file."""
+class Sql(Protocol):
+    """A DB-API-like connection inside a transaction, with ``?`` placeholders."""
 
-    def __init__(self, connect: Any, policy: RoutingPolicy) -> None:
-        """``connect()`` returns this thread's connection to the store (autocommit mode)."""
-        self._connect = connect
+    def execute(self, sql: str, params: Any = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Any) -> Any: ...
+
+
+class RoutingDB(Protocol):
+    """What a backend gives the journal: the routing lock and plain reads."""
+
+    def locked(self) -> AbstractContextManager[Sql]:
+        """A transaction holding the routing lock until it ends (joining the call step's
+        transaction when this thread is inside one)."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Sql]:
+        """A connection for reads, without the lock."""
+        ...
+
+
+@dataclass
+class JournalStats:
+    """This process's journal figures, for ``/metrics``."""
+
+    applied: int = 0       # others' records applied before an operation or a question
+    recorded: int = 0      # records this process wrote
+    clamped: int = 0       # of them, run at the journal's time because our clock was behind
+    reloads: int = 0       # full reloads from a snapshot
+    snapshots: int = 0     # snapshots this process wrote
+    lag: int = 0           # records applied at the last catch-up
+
+
+class JournalRoutingState:
+    """The shared router as a journal of commands plus snapshots, over a :class:`RoutingDB`."""
+
+    def __init__(self, db: RoutingDB, policy: RoutingPolicy, *, snapshot_every: int = 500,
+                 snapshot_seconds: float = 60.0,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.db = db
         self.policy = policy
+        self.snapshot_every = snapshot_every
+        self.snapshot_seconds = snapshot_seconds
+        self._wall = wall
         self._policy_json = policy.model_dump(mode="json")
-        self._cache: tuple[int, Router] | None = None
-        self._lock = threading.Lock()
-        self._pending: list[Decision] = []
-        conn = connect()
-        conn.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._router: Router | None = None
+        self._seq = 0           # last record applied to self._router
+        self._stamp = 0         # its stamp
+        self._at = float("-inf")  # its now: the journal's clock
+        self._snap_taken = wall()
+        self.stats = JournalStats()
+        #: Called with each update's seconds (lock wait included), e.g. by /metrics.
+        self.observe: Callable[[float], None] = lambda seconds: None
+
+    # ----------------------------------------------------------- the journal
+
+    def _fresh(self) -> Router:
+        return Router(self.policy, history_limit=HISTORY)
+
+    def _from_snapshot(self, data: dict[str, Any]) -> Router:
+        if data["policy"] != self._policy_json:  # routing.yaml changed since the snapshot
+            try:
+                return Router.from_dict({**data, "policy": self._policy_json},
+                                        history_limit=HISTORY)
+            except Exception:
+                log.exception("routing policy change does not fit the waiting calls; "
+                              "keeping the policy they were queued under")
+        return Router.from_dict(data, history_limit=HISTORY)
+
+    def _apply_rows(self, router: Router, rows: list[Any]) -> None:
+        replay(router, (Command(op, json.loads(args), at) for _, _, at, op, args in rows))
+        if rows:
+            self._seq, self._stamp, self._at = int(rows[-1][0]), int(rows[-1][1]), rows[-1][2]
+            self.stats.applied += len(rows)
+        self.stats.lag = len(rows)
+
+    def _reload(self, conn: Sql) -> Router:
+        row = conn.execute("SELECT seq, stamp, at, taken_at, data FROM routing_snapshots "
+                           "ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            router, self._seq, self._stamp, self._at = self._fresh(), 0, 0, float("-inf")
+        else:
+            router = self._from_snapshot(json.loads(row[4]))
+            self._seq, self._stamp, self._at = int(row[0]), int(row[1]), row[2]
+            self._snap_taken = row[3]
+        rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
+                            "WHERE seq > ? ORDER BY seq", (self._seq,)).fetchall()
+        self._apply_rows(router, rows)
+        self.stats.reloads += 1
+        self._router = router
+        return router
+
+    def _catch_up(self, conn: Sql) -> Router:
+        """Apply the records this process has not seen; reload when its own last record is
+        gone (rolled back, or pruned behind a newer snapshot)."""
+        if self._router is None or self._seq == 0:
+            return self._reload(conn)
+        rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
+                            "WHERE seq >= ? ORDER BY seq", (self._seq,)).fetchall()
+        if not rows or int(rows[0][0]) != self._seq or int(rows[0][1]) != self._stamp:
+            return self._reload(conn)
+        self._apply_rows(self._router, rows[1:])
+        return self._router
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def update(self) -> Iterator[RecordingRouter]:
+        started = time.perf_counter()
+        try:
+            with self._update() as router:
+                yield router
+        finally:
+            self.observe(time.perf_counter() - started)
+
+    @contextmanager
+    def _update(self) -> Iterator[RecordingRouter]:
+        # The database's lock first, then this process's lock: a thread never holds the
+        # process lock while it waits for another connection's transaction.
+        with self.db.locked() as conn, self._lock:
+            router = self._catch_up(conn)
+            records: list[tuple[int, int, float, str, str]] = []
+            clamped = 0
+
+            def record(op: str, args: dict[str, Any], now: float) -> float:
+                nonlocal clamped
+                at = now
+                if at == float("-inf"):  # an operation without a time takes the journal's
+                    at = max(self._at, 0.0)
+                elif at < self._at:
+                    clamped += 1
+                    log.warning("routing command's clock is behind the journal's; clamped",
+                                extra={"op": op, "behind_s": self._at - at})
+                    at = self._at
+                self._seq += 1
+                self._stamp = secrets.randbits(62)
+                self._at = at
+                records.append((self._seq, self._stamp, at, op, json.dumps(args)))
+                return at
+
+            decisions: list[Decision] = []
+            router.watch(decisions.append)  # every decision of this update, once
+            try:
+                yield RecordingRouter(router, record)
+            except BaseException:
+                self._router = None  # half-changed, and its records are not written
+                raise
+            finally:
+                router.watch(None)
+            if records:
+                conn.executemany("INSERT INTO routing_journal (seq, stamp, at, op, args) "
+                                 "VALUES (?, ?, ?, ?, ?)", records)
+                self.stats.recorded += len(records)
+            if decisions:
+                conn.executemany("INSERT INTO routing_decisions (call_id, data) VALUES (?, ?)",
+                                 [(d.call_id, json.dumps(d.as_dict(), default=str))
+                                  for d in decisions])
+            if clamped:
+                self.stats.clamped += clamped
+                self._bump(conn, CLAMPS, clamped)
+            if records and self._snapshot_due(len(records)):
+                self._snapshot(conn, router)
+
+    def _snapshot_due(self, written: int) -> bool:
+        crossed = self._seq // self.snapshot_every != (self._seq - written) // self.snapshot_every
+        return crossed or self._wall() - self._snap_taken > self.snapshot_seconds
+
+    def _snapshot(self, conn: Sql, router: Router) -> None:
+        """Write the router at the current record, then prune the journal and snapshots
+        behind the newest snapshot at least ``snapshot_every`` records older: however
+        often processes snapshot, one that is less than that far behind just replays
+        (pruning closer made the others reload the whole router again and again)."""
+        taken = self._wall()
+        conn.execute("INSERT INTO routing_snapshots (seq, stamp, at, taken_at, data) "
+                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+                     (self._seq, self._stamp, self._at, taken, json.dumps(router.to_dict())))
+        prev = conn.execute("SELECT max(seq) FROM routing_snapshots WHERE seq <= ?",
+                            (self._seq - self.snapshot_every,)).fetchone()
+        if prev and prev[0] is not None:
+            conn.execute("DELETE FROM routing_journal WHERE seq <= ?", (prev[0],))
+            conn.execute("DELETE FROM routing_snapshots WHERE seq < ?", (prev[0],))
+        self._snap_taken = taken
+        self.stats.snapshots += 1
+
+    def _bump(self, conn: Sql, key: str, by: int) -> None:
+        conn.execute("INSERT INTO routing_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                     "DO UPDATE SET value = CAST(CAST(routing_meta.value AS INTEGER) + ? AS TEXT)",
+                     (key, str(by), by))
+
+    # ----------------------------------------------------------- reads
+
+    def read(self) -> Router:
+        return self.query(lambda router: router)
+
+    def query(self, question: Callable[[Router], T]) -> T:
+        with self.db.reading() as conn, self._lock:
+            return question(self._catch_up(conn))
+
+    def head(self) -> int:
+        """The journal's newest record (0 when empty)."""
+        with self.db.reading() as conn:
+            row = conn.execute("SELECT max(seq) FROM routing_journal").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    @property
+    def seq(self) -> int:
+        """The last record this process has applied."""
+        return self._seq
+
+    def decisions(self, call_id: str) -> list[dict[str, Any]]:
+        with self.db.reading() as conn:
+            rows = conn.execute("SELECT data FROM routing_decisions WHERE call_id = ? "
+                                "ORDER BY id", (call_id,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def contact(self, agent_id: str) -> str | None:
+        with self.db.reading() as conn:
+            row = conn.execute("SELECT contact FROM agent_contacts WHERE agent_id = ?",
+                               (agent_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_contact(self, agent_id: str, contact: str) -> None:
+        with self.db.locked() as conn:
+            conn.execute("INSERT INTO agent_contacts (agent_id, contact) VALUES (?, ?) "
+                         "ON CONFLICT (agent_id) DO UPDATE SET contact = excluded.contact",
+                         (agent_id, contact))
+
+    def meta(self, key: str) -> str | None:
+        with self.db.reading() as conn:
+            row = conn.execute("SELECT value FROM routing_meta WHERE key = ?",
+                               (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.locked() as conn:
+            conn.execute("INSERT INTO routing_meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+class SQLiteRoutingDB:
+    """The routing lock of the SQLite store: its write lock (``BEGIN IMMEDIATE``)."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        """``connect()`` returns this thread's connection to the store (autocommit mode)."""
+        self._connect = connect
+        conn = connect()
+        conn.executescript(SCHEMA)
+        _import_old_snapshot(conn)
+
+    @contextmanager
+    def locked(self) -> Iterator[Any]:
         conn = self._connect()
         if conn.in_transaction:  # inside a call step: share its transaction
             yield conn
@@ -116,86 +371,29 @@ class SQLiteRoutingState:
                     pass
             raise
 
-    def _load(self, conn: sqlite3.Connection) -> tuple[int, Router]:
-        row = conn.execute("SELECT version FROM router_state WHERE id = 1").fetchone()
-        if row is None:
-            return 0, Router(self.policy, history_limit=HISTORY)
-        version = int(row[0])
-        if self._cache is not None and self._cache[0] == version:
-            return self._cache
-        (snapshot,) = conn.execute("SELECT snapshot FROM router_state WHERE id = 1").fetchone()
-        data = json.loads(snapshot)
-        if data["policy"] != self._policy_json:  # routing.yaml changed since the snapshot
-            try:
-                return version, Router.from_dict({**data, "policy": self._policy_json},
-                                                 history_limit=HISTORY)
-            except Exception:
-                log.exception("routing policy change does not fit the waiting calls; "
-                              "keeping the policy they were queued under")
-        return version, Router.from_dict(data, history_limit=HISTORY)
-
     @contextmanager
-    def update(self) -> Iterator[Router]:
-        # The database's write lock first, then this process's lock: a thread never holds
-        # the process lock while it waits for another connection's transaction.
-        with self._tx() as conn, self._lock:
-            _, router = self._load(conn)
-            # A fresh random stamp, not a counter: a rolled-back write must never match
-            # the stamp that another process writes next.
-            stamp = secrets.randbits(62)
-            self._pending = []
-            router.watch(self._pending.append)  # every decision of this update, once
-            try:
-                yield router
-            except BaseException:
-                self._cache = None  # the in-memory router may be half-changed
-                raise
-            finally:
-                router.watch(None)
-            conn.execute(
-                "INSERT INTO router_state (id, version, snapshot) VALUES (1, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
-                "snapshot = excluded.snapshot",
-                (stamp, json.dumps(router.to_dict(history=False))))
-            conn.executemany("INSERT INTO routing_decisions (call_id, data) VALUES (?, ?)",
-                             [(d.call_id, json.dumps(d.as_dict(), default=str))
-                              for d in self._pending])
-            self._pending = []
-            self._cache = (stamp, router)
+    def reading(self) -> Iterator[Any]:
+        yield self._connect()
 
-    def read(self) -> Router:
-        return self.query(lambda router: router)
 
-    def query(self, question: Callable[[Router], T]) -> T:
-        with self._lock:
-            version, router = self._load(self._connect())
-            self._cache = (version, router)
-            return question(router)
+def _import_old_snapshot(conn: Any) -> None:
+    """A store written before the journal keeps its router: its one snapshot becomes the
+    journal's first."""
+    old = conn.execute("SELECT name FROM sqlite_master WHERE name = 'router_state'").fetchone()
+    if old is None:
+        return
+    row = conn.execute("SELECT snapshot FROM router_state WHERE id = 1").fetchone()
+    have = conn.execute("SELECT count(*) FROM routing_snapshots").fetchone()[0]
+    if row is not None and not have:
+        conn.execute("INSERT INTO routing_snapshots (seq, stamp, at, taken_at, data) "
+                     "VALUES (0, 0, 0, ?, ?)", (time.time(), row[0]))
+    conn.execute("DROP TABLE router_state")
 
-    def decisions(self, call_id: str) -> list[dict[str, Any]]:
-        rows = self._connect().execute(
-            "SELECT data FROM routing_decisions WHERE call_id = ? ORDER BY id", (call_id,))
-        return [json.loads(r[0]) for r in rows]
 
-    def contact(self, agent_id: str) -> str | None:
-        row = self._connect().execute("SELECT contact FROM agent_contacts WHERE agent_id = ?",
-                                      (agent_id,)).fetchone()
-        return row[0] if row else None
-
-    def set_contact(self, agent_id: str, contact: str) -> None:
-        with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO agent_contacts (agent_id, contact) VALUES (?, ?)",
-                         (agent_id, contact))
-
-    def meta(self, key: str) -> str | None:
-        row = self._connect().execute("SELECT value FROM routing_meta WHERE key = ?",
-                                      (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO routing_meta (key, value) VALUES (?, ?)",
-                         (key, value))
+def SQLiteRoutingState(connect: Callable[[], Any], policy: RoutingPolicy,  # noqa: N802
+                       **options: Any) -> JournalRoutingState:
+    """The journal in the call store's SQLite file (``connect`` as for :class:`SQLiteRoutingDB`)."""
+    return JournalRoutingState(SQLiteRoutingDB(connect), policy, **options)
 
 
 @dataclass
@@ -208,23 +406,26 @@ class MemoryRoutingState:
     _contacts: dict[str, str] = field(default_factory=dict)
     _meta: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    observe: Callable[[float], None] = lambda seconds: None
 
     def __post_init__(self) -> None:
         self.router = self.router or Router(self.policy, history_limit=HISTORY)
 
     @contextmanager
-    def update(self) -> Iterator[Router]:
+    def update(self) -> Iterator[RecordingRouter]:
+        started = time.perf_counter()
         with self._lock:
             assert self.router is not None
             logged: list[Decision] = []
             self.router.watch(logged.append)
             try:
-                yield self.router
+                yield RecordingRouter(self.router, lambda op, args, now: now)
             finally:
                 self.router.watch(None)
             for d in logged:
                 self._decisions.setdefault(d.call_id, []).append(
                     json.loads(json.dumps(d.as_dict(), default=str)))
+        self.observe(time.perf_counter() - started)
 
     def read(self) -> Router:
         assert self.router is not None

@@ -20,11 +20,17 @@ from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
 from ivr.live.outbox import MemoryOutbox, Outbox, SQLiteOutbox
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
-from ivr.live.routing_store import MemoryRoutingState, RoutingState, SQLiteRoutingState
+from ivr.live.routing_store import (
+    JournalRoutingState,
+    MemoryRoutingState,
+    RoutingState,
+    SQLiteRoutingState,
+)
 from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
 from ivr.users import MemoryUserTable, SQLiteUserTable, Users, UserTable
 from ivr.web.live import Hub, picture
 from ivr.web.settings import Settings
+from routing import RoutingPolicy
 
 log = logging.getLogger("ivr.web")
 
@@ -70,6 +76,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         auth,
         desktop,
         errors,
+        metrics,
         queueing,
         reports,
         safe,
@@ -92,6 +99,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(studio.bp)
+    metrics.install(app)
     app.add_url_rule("/healthz", "healthz", _healthz)
     errors.register(app)
     if settings.reload_interval_s > 0 or settings.routing_tick_s > 0:
@@ -111,8 +119,7 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     registry.extra_check = lambda flows: policy_problems(flows, policy, where)
     roster = load_roster(settings.flows_dir, policy)
     if state is None:
-        state = (SQLiteRoutingState(store.connection, policy) if isinstance(store, SQLiteStore)
-                 else MemoryRoutingState(policy))
+        state = _make_routing_state(store, policy)
     _install_roster(state, roster, clock().timestamp())
     telephony: Telephony = NoTelephony()
     if settings.account_sid and settings.auth_token:
@@ -133,10 +140,29 @@ def _make_versions(store: Store) -> VersionStore:
 
 
 def _make_store(settings: Settings) -> Store:
+    """PostgreSQL when a database URL is set (several hosts), else SQLite in the data dir
+    (one host), or memory (one process)."""
+    if settings.database_url:
+        from ivr.live.postgres import PostgresDatabase, PostgresStore
+
+        db = PostgresDatabase(settings.database_url)
+        db.check_current()
+        return PostgresStore(db)
     if settings.store == "memory":
         return MemoryStore()
     return SQLiteStore(settings.data_dir / "ivr.sqlite3",
                        busy_timeout_s=settings.store_busy_timeout_s)
+
+
+def _make_routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
+    """The shared router's journal in the same database as the calls."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteRoutingState(store.connection, policy)
+    from ivr.live.postgres import PostgresRoutingDB, PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return JournalRoutingState(PostgresRoutingDB(store.db), policy)
+    return MemoryRoutingState(policy)
 
 
 def _make_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:

@@ -90,7 +90,7 @@ def callback() -> Response:
     from_ = str(session.data.get("called", ""))
 
     def book(router: Any) -> None:
-        router.calls[call_id].context["callback"] = {"to": to, "from": from_}
+        router.set_context(call_id, "callback", {"to": to, "from": from_})
 
     try:
         _routing().apply(book)

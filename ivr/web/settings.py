@@ -23,6 +23,7 @@ class Settings:
     flows_dir: Path = Path("flows")
     data_dir: Path = Path("var")
     store: str = "sqlite"  # or "memory"
+    database_url: str | None = None  # postgresql://...: the store of several hosts
     auth_token: str | None = None
     account_sid: str | None = None
     twilio_api_url: str | None = None
@@ -68,6 +69,7 @@ class Settings:
                           ("IVR_TWILIO_API_URL", "twilio_api_url"),
                           ("IVR_DEFAULT_FLOW", "default_flow"),
                           ("IVR_HOLD_MUSIC_URL", "hold_music_url"),
+                          ("IVR_DATABASE_URL", "database_url"),
                           ("IVR_SECRET_KEY", "secret_key"),
                           ("TWILIO_API_KEY", "twilio_api_key"),
                           ("TWILIO_API_SECRET", "twilio_api_secret"),
@@ -86,6 +88,10 @@ class Settings:
         settings = cls(**values)
         if settings.store not in ("sqlite", "memory"):
             raise IVRError(f"IVR_STORE: '{settings.store}' is not 'sqlite' or 'memory'")
+        if settings.database_url is not None and not settings.database_url.startswith(
+                ("postgresql://", "postgres://")):
+            raise IVRError(f"IVR_DATABASE_URL: '{settings.database_url.split('@')[-1]}' must "
+                           "start with postgresql://")
         if settings.public_url is not None and not settings.public_url.startswith(
                 ("http://", "https://")):
             raise IVRError(f"IVR_PUBLIC_URL: '{settings.public_url}' must start with https://")

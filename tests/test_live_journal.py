@@ -1,0 +1,224 @@
+"""The live router as a journal: several processes (several state objects over one
+store) interleave routing operations; replaying the journal alone, or any snapshot plus
+the journal after it, gives exactly the router every process holds (``to_dict`` equal).
+Clocks that run behind are clamped and counted."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import Backend
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_routing_properties import make_policy
+
+from ivr.live.journal import Command, replay
+from ivr.live.routing_store import CLAMPS, HISTORY
+from routing import Agent, AgentState, Call, Router, RoutingError
+
+POLICY = make_policy(30.0)
+QUEUES = sorted(POLICY.queues)
+
+op_st = st.tuples(
+    st.integers(0, 2),  # which process
+    st.sampled_from(["enqueue"] * 4 + ["accept"] * 3 + ["complete"] * 2
+                    + ["reject", "timeout", "abandon", "available", "break", "tick",
+                       "context", "reset", "bad"]),
+    st.integers(0, 50),  # picks a call, agent or queue
+    st.floats(-3.0, 12.0),  # time step: negative = this host's clock is behind
+    st.booleans(),  # a routing error escapes the update (rolled back) or is caught inside
+)
+
+
+def _states(b: Backend, n: int, every: int) -> list[Any]:
+    """``n`` processes' routing states over one store."""
+    return [b.routing(b.store(), POLICY, snapshot_every=every, snapshot_seconds=1e9)
+            for _ in range(n)]
+
+
+def _pick(items: list[Any], k: int) -> Any:
+    return items[k % len(items)] if items else None
+
+
+def _operate(router: Any, kind: str, k: int, now: float, n: int) -> None:
+    calls = sorted(router.calls.values(), key=lambda c: c.id)
+    reserved = [c for c in calls if c.state.value == "reserved"]
+    if kind == "enqueue":
+        router.enqueue(Call(id=f"c{n}", queue=_pick(QUEUES, k),
+                            language=_pick(["en", "es", None], k)), now)
+    elif kind in ("accept", "reject", "timeout") and reserved:
+        c = _pick(reserved, k)
+        getattr(router, kind)(c.id, c.agent_id, now)
+    elif kind == "complete":
+        c = _pick([c for c in calls if c.state.value == "connected"], k)
+        if c is not None:
+            router.complete(c.id, now)
+    elif kind == "abandon" and calls:
+        router.abandon(_pick(calls, k).id, now)
+    elif kind in ("available", "break"):
+        router.set_agent_state(f"a{k % 5}", kind if kind == "break" else "available", now)
+    elif kind == "tick":
+        router.tick(now)
+    elif kind == "context" and calls:
+        router.set_context(_pick(calls, k).id, "note", {"k": k})
+    elif kind == "reset":
+        router.reset_stats()
+    elif kind == "bad":  # an operation the router refuses
+        router.accept("no-such-call", "a0", now)
+
+
+def _seed(state: Any) -> None:
+    with state.update() as router:
+        for i in range(5):
+            router.add_agent(Agent(id=f"a{i}", skills={"a": 1 + i % 4, "b": 3, "c": 2 + i % 3},
+                                   languages={"en"} if i % 2 else {"en", "es"}, capacity=1 + i % 2,
+                                   presence=AgentState.AVAILABLE), 0.0)
+
+
+def _journal(b: Backend) -> tuple[list[tuple], dict[int, dict]]:
+    rows = b.rows("SELECT seq, stamp, at, op, args FROM routing_journal ORDER BY seq")
+    snaps = {s: json.loads(d) for s, d in b.rows("SELECT seq, data FROM routing_snapshots")}
+    return rows, snaps
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A new, empty store per hypothesis example."""
+    made: list[Backend] = []
+
+    def make() -> Backend:
+        if request.param == "sqlite":
+            b = Backend("sqlite", tmp_path_factory.mktemp("journal") / "ivr.sqlite3")
+        else:
+            b = Backend("postgres", request.getfixturevalue("pg_url")())
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op_st, min_size=1, max_size=40), every=st.integers(2, 9))
+def test_any_interleaving_replays_to_what_every_process_holds(fresh_backend, ops, every):
+    db = fresh_backend()
+    states = _states(db, 3, every)
+    records: dict[int, tuple] = {}  # every record ever written (the journal is pruned)
+    snapshots: dict[int, dict] = {}
+    _seed(states[0])
+    rows, snapshots = _journal(db)
+    records.update({r[0]: r for r in rows})
+    clocks = [100.0, 100.0, 100.0]
+    for n, (p, kind, k, step, escape) in enumerate(ops):
+        clocks[p] += step
+        try:
+            with states[p].update() as router:
+                try:
+                    _operate(router, kind, k, clocks[p], n)
+                except RoutingError:
+                    if escape:
+                        raise
+        except RoutingError:
+            pass
+        rows, snaps = _journal(db)
+        records.update({r[0]: r for r in rows})
+        snapshots.update(snaps)
+
+    held = [s.query(lambda r: r.to_dict()) for s in states]
+    assert held[0] == held[1] == held[2]
+    commands = [Command(op, json.loads(args), at) for _, _, at, op, args in
+                (records[s] for s in sorted(records))]
+    assert sorted(records) == list(range(1, len(records) + 1)), "no gap in the journal"
+    ats = [c.now for c in commands]
+    assert ats == sorted(ats), "the journal's clock never goes back"
+    # the journal alone
+    assert replay(Router(POLICY, history_limit=HISTORY), commands).to_dict() == held[0]
+    # any snapshot plus the journal after it
+    for seq, data in snapshots.items():
+        restored = replay(Router.from_dict(data, history_limit=HISTORY), commands[seq:])
+        assert restored.to_dict() == held[0], f"snapshot at {seq}"
+    # a process that starts now, from the store alone
+    assert _states(db, 1, every)[0].query(lambda r: r.to_dict()) == held[0]
+    Router.from_dict(held[0]).check_invariants()
+
+
+def test_a_command_whose_clock_is_behind_is_clamped_and_counted(backend):
+    db = backend
+    ahead, behind = _states(db, 2, 100)
+    _seed(ahead)
+    with ahead.update() as router:
+        router.enqueue(Call(id="c1", queue="qa"), 200.0)
+    with behind.update() as router:  # this host's clock is 50 s behind
+        router.enqueue(Call(id="c2", queue="qa"), 150.0)
+        assert router.calls["c2"].enqueued_at == 200.0
+    rows, _ = _journal(db)
+    assert [r[2] for r in rows][-2:] == [200.0, 200.0]
+    assert behind.meta(CLAMPS) == "1" and behind.stats.clamped == 1 and ahead.stats.clamped == 0
+
+
+def test_a_rolled_back_operation_is_not_kept_by_its_process(backend):
+    """A call step whose transaction rolls back after routing: the process's router must
+    not keep the operation that never reached the journal."""
+    db = backend
+    store = db.store()
+    mine, other = db.routing(store, POLICY), _states(db, 1, 100)[0]
+    _seed(mine)
+    with pytest.raises(RuntimeError), store.transaction("c1"):
+        with mine.update() as router:
+            router.enqueue(Call(id="c1", queue="qa"), 10.0)
+        raise RuntimeError("the step failed after routing")
+    with other.update() as router:
+        router.enqueue(Call(id="c2", queue="qa"), 11.0)
+    assert "c1" not in mine.read().calls and "c2" in mine.read().calls
+    assert mine.read().to_dict() == other.read().to_dict()
+
+
+def test_snapshots_prune_the_journal_behind_the_previous_one(backend):
+    db = backend
+    (state,) = _states(db, 1, 10)
+    _seed(state)  # records 1-5
+    for i in range(34):
+        with state.update() as router:
+            router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
+    rows, snaps = _journal(db)
+    assert sorted(snaps) == [20, 30]
+    assert [r[0] for r in rows] == list(range(21, 40))
+
+
+def test_every_router_operation_is_journaled():
+    """A new Router method that changes state must be a journal op, or the live layer
+    would change one process's router without telling the others."""
+    from ivr.live.journal import OPS, READS, RecordingRouter
+
+    public = {n for n in dir(Router) if not n.startswith("_") and callable(getattr(Router, n))}
+    recorded = {n for n in vars(RecordingRouter) if not n.startswith("_")}
+    assert public - READS <= recorded and OPS <= recorded
+
+    class Newer(Router):
+        def sneak(self) -> None:  # a new operation nobody journaled yet
+            self.calls.clear()
+
+    recording = RecordingRouter(Newer(POLICY), lambda op, args, now: now)
+    assert recording.policy is POLICY and recording.calls == {}
+    assert recording.stats("qa", 0.0).waiting == 0  # reads pass through
+    with pytest.raises(AttributeError, match="Router.sneak is not a journaled operation"):
+        recording.sneak()
+
+
+def test_frequent_snapshots_never_make_a_process_a_little_behind_reload(backend):
+    """Processes that snapshot often (by age) still leave a full interval of journal, so
+    another process a few records behind replays them instead of reloading everything."""
+    slow, fast = _states(backend, 2, 10)
+    _seed(slow)
+    slow.read()
+    reloads = slow.stats.reloads
+    for i in range(6):
+        fast.snapshot_seconds = -1.0  # every update of this process writes a snapshot
+        with fast.update() as router:
+            router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
+    assert slow.read().to_dict() == fast.read().to_dict()
+    assert slow.stats.reloads == reloads and slow.stats.applied >= 6

@@ -1,0 +1,161 @@
+"""Store parity: the call store and the live routing behave the same on SQLite (one
+host) and on PostgreSQL (several hosts); every test here runs against both."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+import time
+
+import pytest
+from conftest import OPEN
+from fake_twilio import FakeTwilioAPI
+from test_live_routing import AGENT_AUTH, Center, redirect_target
+
+from ivr.engine.session import Session
+from ivr.errors import StoreError
+
+
+def _session(call_id: str, turn: int, route: dict | None = None) -> Session:
+    return Session(call_id=call_id, flow_id="bank", flow_version="v1", node="menu", turn=turn,
+                   route=route, started_at=OPEN, updated_at=OPEN)
+
+
+def test_a_step_is_stored_with_its_answer_route_and_events(backend):
+    store = backend.store()
+    assert store.get_session("CA1") is None
+    with store.transaction("CA1") as record:
+        assert record.session is None and record.response(1) is None
+        record.save(_session("CA1", 1, {"queue": "cards", "skills": {}}), "<Response/>",
+                    [{"kind": "step", "node": "menu"}, {"kind": "route", "queue": "cards"}])
+    other = backend.store()  # another process, or another host
+    assert other.get_session("CA1").turn == 1
+    with other.transaction("CA1") as record:
+        assert record.session.node == "menu" and record.response(1) == "<Response/>"
+    assert other.route_request("CA1") == {"queue": "cards", "skills": {}}
+    assert [e["kind"] for e in other.events("CA1")] == ["step", "route"]
+    assert [x.call_id for x in other.sessions_since(time.time() - 60)] == ["CA1"]
+    assert other.sessions_since(time.time() + 60) == []
+    other.ping()
+
+
+def test_a_failed_step_leaves_nothing(backend):
+    store = backend.store()
+    with pytest.raises(RuntimeError), store.transaction("CA2") as record:
+        record.save(_session("CA2", 1), "<Response/>", [{"kind": "step"}])
+        raise RuntimeError("the step failed")
+    assert store.get_session("CA2") is None and store.events("CA2") == []
+
+
+def test_steps_of_one_call_never_interleave(backend):
+    """Two processes take the same call's step at once: the second waits for the first
+    and sees its turn (a repeated webhook is answered once)."""
+    first, second = backend.store(), backend.store()
+    order: list[str] = []
+    entered = threading.Event()
+
+    def slow() -> None:
+        with first.transaction("CA3") as record:
+            entered.set()
+            time.sleep(0.3)
+            record.save(_session("CA3", 1), "<Response>1</Response>", [])
+            order.append("first")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    entered.wait(5)
+    with second.transaction("CA3") as record:
+        order.append("second")
+        assert record.session is not None and record.response(1) == "<Response>1</Response>"
+    t.join()
+    assert order == ["first", "second"]
+
+
+def test_an_unusable_store_says_so():
+    from ivr.live.postgres import PostgresDatabase, PostgresStore
+
+    store = PostgresStore(PostgresDatabase("postgresql://nobody@127.0.0.1:1/none",
+                                           timeout_s=0.5))
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL at postgresql://nobody@"):
+        store.ping()
+
+
+@pytest.fixture
+def center_on(backend, tmp_path):
+    with FakeTwilioAPI() as api:
+        if backend.name == "sqlite":
+            yield Center(api, data_dir=tmp_path / "var")
+        else:
+            yield Center(api, database_url=str(backend.where))
+
+
+def test_a_call_is_routed_connected_and_completed(center_on):
+    center = center_on
+    center.agent("bob", {"cards": 5}, "client:bob")
+    center.agent("alice", {"cards": 3}, "client:alice")
+    sid = center.call(["2"])
+    assert redirect_target(center.api.requests[0])[1]["agent"] == ["bob"]
+    center.twilio(f"/voice/agent-done?call={sid}&agent=bob",
+                  {"CallSid": sid, "DialCallStatus": "no-answer"})
+    assert redirect_target(center.api.requests[1])[1]["agent"] == ["alice"]
+    center.twilio(f"/voice/whisper?call={sid}&agent=alice", {"CallSid": "CA" + "9" * 32})
+    center.twilio(f"/voice/agent-done?call={sid}&agent=alice",
+                  {"CallSid": sid, "DialCallStatus": "completed"})
+    router = center.router()
+    assert sid not in router.calls and router.agents["alice"].state.value == "wrap_up"
+    stored = center.client.get(f"/calls/{sid}/decisions", headers=AGENT_AUTH).json["decisions"]
+    assert [(d["kind"], d["agent_id"]) for d in stored] == [
+        ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice"), ("accepted", "alice"),
+        ("completed", "alice")]
+
+
+def test_due_timers_fire_once_whichever_host_ticks(center_on, backend, tmp_path):
+    """Two hosts over one store both run the router's timers: an offer that times out is
+    moved on once, by one of them, and both hold the same router."""
+    center = center_on
+    with FakeTwilioAPI() as api2:
+        other = (Center(api2, data_dir=tmp_path / "var") if backend.name == "sqlite"
+                 else Center(api2, database_url=str(backend.where)))
+        center.agent("bob", {"cards": 5}, "client:bob")
+        center.agent("alice", {"cards": 3}, "client:alice")
+        sid = center.call(["2"])
+        later = OPEN + dt.timedelta(seconds=20)  # past bob's 15 s offer timeout
+        center.now = other.now = later
+        hosts = [center.app.extensions["ivr.routing"], other.app.extensions["ivr.routing"]]
+        effects = [h.tick(later) for h in hosts] + [h.tick(later) for h in hosts]
+        fired = [e for e in effects if e]
+        assert len(fired) == 1 and fired[0][0].agent_id == "alice"
+        assert center.router().to_dict() == other.router().to_dict()
+        assert [(d["kind"], d["agent_id"]) for d in hosts[1].explain(sid)] == [
+            ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice")]
+
+
+def test_db_upgrade_creates_the_schema_once_and_serve_refuses_a_database_behind(
+        pg_server, tmp_path, capsys):
+    import psycopg
+
+    from ivr.cli import main
+    from ivr.live.postgres import LATEST, PostgresDatabase
+
+    schema = "ivr_test_upgrade_" + secrets.token_hex(4)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{pg_server}?options=-csearch_path%3D{schema}"
+    try:
+        db = PostgresDatabase(url, max_size=1)
+        with pytest.raises(StoreError, match="schema version 0, this code needs .*ivr db upgrade"):
+            db.check_current()
+        assert main(["db", "upgrade", "--database-url", url]) == 0
+        assert capsys.readouterr().out == f"PostgreSQL schema at version {LATEST} (applied: 1)\n"
+        assert main(["db", "upgrade", "--database-url", url]) == 0
+        assert "applied: none needed" in capsys.readouterr().out
+        db.check_current()
+        db.close()
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path / "var")]) == 0
+    assert (tmp_path / "var" / "ivr.sqlite3").is_file()
+    assert main(["db", "upgrade", "--database-url", "mysql://x"]) == 1
+    assert "must start with postgresql://" in capsys.readouterr().err
