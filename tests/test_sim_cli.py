@@ -171,7 +171,6 @@ def test_staff_says_what_it_changed_names_its_columns_and_writes_relative_paths(
 ) -> None:
     pytest.importorskip("matplotlib")
     import yaml
-
     from conftest import ROOT
 
     here = tmp_path / "plans"
