@@ -16,10 +16,8 @@ from typing import Any, Callable, Protocol
 
 from ivr.errors import IVRError
 
-KINDS = ("hold", "resume", "transfer", "disposition")
+KINDS = ("hold", "resume", "transfer", "consult", "consult_end", "disposition")
 DISPOSITIONS = ("resolved", "not_resolved", "follow_up")
-#: Transfer reasons when the routing policy names none.
-DEFAULT_TRANSFER_REASONS = ("misrouted", "needs_other_skill", "escalation", "caller_request")
 MAX_NOTES = 2000
 
 SCHEMA = """
@@ -128,3 +126,14 @@ def on_hold(events: list[FloorEvent], agent_id: str | None = None) -> bool:
         elif e.kind in ("resume", "transfer", "disposition"):
             state = False
     return state
+
+
+def pending_consult(events: list[FloorEvent]) -> FloorEvent | None:
+    """The warm-transfer consult of a call still waiting for its target's answer."""
+    pending = None
+    for e in events:
+        if e.kind == "consult":
+            pending = e
+        elif e.kind in ("consult_end", "transfer", "disposition"):
+            pending = None
+    return pending

@@ -12,16 +12,25 @@ import re
 import sys
 from typing import Any
 
-# E.164 and loosely written North American numbers: +14155550100, (415) 555-0100, 415.555.0100
-_PHONE = re.compile(r"(?<![\w])(\+?\d[\d\-\s().]{6,}\d)(?![\w])")
+# Left alone: ISO dates and times, Twilio SIDs (two letters + 32 hex digits) and UUIDs.
+_KEEP = (r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+         r"|[A-Z]{2}[0-9a-fA-F]{32}"
+         r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Anything else with 7+ digits, wherever it stands (glued to letters, ``_`` or ``%2B``),
+# written with or without separators: +14155550100, (415) 555-0100, 415.555.0100.
+_NUMBER = r"\(?\d(?:[\d\-\s.()]*\d)?"
+_PHONE = re.compile(f"(?P<keep>{_KEEP})|(?P<number>{_NUMBER})")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message", "asctime", "taskName"}
 
 
 def redact_phone(value: str) -> str:
-    """Keep a phone number's last two digits only: '+14155550123' -> '+*********23'."""
+    """Mask every number of 7 or more digits but its last two: '+14155550123' ->
+    '+*********23', 'my_4155550132' -> 'my_********32'; ISO dates, times and SIDs stay."""
     def mask(m: re.Match[str]) -> str:
-        text = m.group(1)
+        text = m.group(0)
+        if m.group("keep") is not None:
+            return text
         digits = sum(c.isdigit() for c in text)
         if digits < 7:
             return text

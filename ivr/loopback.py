@@ -74,7 +74,7 @@ class LoopbackServer:
             self.proc.wait()
 
     def __enter__(self) -> LoopbackServer:
-        return self.start()
+        return self.start(timeout_s=90.0)  # a loaded CI machine imports slowly
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -39,6 +38,7 @@ DEFINITIONS = {
                    "agent's accept",
     "aht_seconds": "mean of talk + hold + after-call work (wrap-up until the disposition, "
                    "or the policy's wrap-up time) over answered calls, every agent leg",
+    "transfers": "transfers agents made of answered calls",
     "transfer_rate": "answered calls transferred at least once / answered",
     "misroute_rate": "answered calls transferred with reason 'misrouted' / answered",
     "fcr": "answered calls resolved at the first contact (disposition 'resolved', no "
@@ -106,14 +106,21 @@ def build_fact(session: Session, decisions: list[dict[str, Any]], events: list[F
     threshold = (policy.queues[queue].service_level.threshold_seconds
                  if queue in policy.queues else 20.0)
     survey = data.get("survey") if isinstance(data.get("survey"), dict) else {}
+    # The call's outcome is the last agent's disposition (an agent who transferred it may
+    # finish their wrap-up later); the correction is the last one any agent made.
     dispositions = [e for e in events if e.kind == "disposition"]
-    last = dispositions[-1].data if dispositions else {}
+    final_agent = accepts[-1].get("agent_id") if accepts else None
+    finals = [e for e in dispositions if e.agent_id == final_agent] or dispositions
+    last = finals[-1].data if finals else {}
+    corrected = [e.data["corrected_intent"] for e in dispositions
+                 if e.data.get("corrected_intent")]
     nlu = data.get("nlu") if isinstance(data.get("nlu"), dict) else {}
     end = session.updated_at.timestamp()
     return CallFact(
         call_id=session.call_id, flow_id=session.flow_id, started_at=started,
         customer=_customer(data), intent=_str(data.get("intent")),
-        corrected_intent=_str(last.get("corrected_intent")), text=_str(nlu.get("text")),
+        corrected_intent=_str(corrected[-1]) if corrected else None,
+        text=_str(nlu.get("text")),
         outcome=session.outcome, queue=queue,
         ivr_seconds=max(0.0, (enqueued if enqueued is not None else end) - started),
         offered=bool(decisions), answered=answered_at is not None, abandoned=abandoned,
@@ -398,10 +405,3 @@ def as_text(result: dict[str, Any]) -> str:
     lines.append("\nDefinitions:")
     lines += [f"  {k}: {v}" for k, v in result["definitions"].items()]
     return "\n".join(lines) + "\n"
-
-
-def open_sqlite(path: Any) -> sqlite3.Connection:
-    """A read connection to a store file (for ``ivr report`` without a server)."""
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn

@@ -186,3 +186,24 @@ def apology(language: str = "en-US") -> str:
                  language=language)
     response.hangup()
     return str(response)
+
+
+def safe_queue(text: str, queue: str, locale: str = "en-US") -> str:
+    """The last-resort safe path: an apology, then the queue a person answers. Its end
+    comes back to ``/voice/queue-end``, which needs no stored state."""
+    response = VoiceResponse()
+    response.say(text, language=locale)
+    response.enqueue(queue, action="/voice/queue-end", method="POST",
+                     wait_url=f"/voice/wait?{urlencode({'queue': queue})}",
+                     wait_url_method="POST")
+    return str(response)
+
+
+def fallback_dial(text: str, number: str | None, locale: str = "en-US") -> str:
+    """When even the queue failed: dial the fallback number, else apologise and hang up."""
+    response = VoiceResponse()
+    response.say(text, language=locale)
+    if number:
+        response.dial(number)
+    response.hangup()
+    return str(response)

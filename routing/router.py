@@ -285,6 +285,13 @@ class Router(RouterState):
         call, agent = self._reserved(call_id, agent_id)
         return self._withdraw(call, agent, now, DecisionKind.REJECTED, "reject")
 
+    def release(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
+        """Take an offer back for a reason that is not the agent's (the telephony could
+        not reach the call): no penalty, no exclusion; the call keeps its place."""
+        call, agent = self._reserved(call_id, agent_id)
+        return self._withdraw(call, agent, now, DecisionKind.REJECTED, "release",
+                              exclude=False)
+
     def timeout(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
         """The offer expired (``tick`` calls this when due; a driver may call it too)."""
         call, agent = self._reserved(call_id, agent_id)
@@ -743,11 +750,13 @@ class Router(RouterState):
         return out
 
     def _withdraw(
-        self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str
+        self, call: Call, agent: Agent, now: float, kind: DecisionKind, trigger: str,
+        exclude: bool = True,
     ) -> list[Decision]:
         """Take a pending offer back from an agent; re-route the call, free the agent."""
-        call.excluded.add(agent.id)
-        self._excluded_by[call.id] = call.excluded
+        if exclude:
+            call.excluded.add(agent.id)
+            self._excluded_by[call.id] = call.excluded
         del agent.slots[call.id]
         agent.idle_since = now
         self._note(call, now, kind, trigger, agent.id)

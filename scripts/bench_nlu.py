@@ -182,7 +182,9 @@ def main() -> int:
         "in_scope_false_reject",
         "p50_ms",
         "p99_ms",
+        "p99_cpu_ms",
         "train_s",
+        "train_cpu_s",
         "peak_rss_mb",
     ]
     print(f"\n{'data':<10} {'backend':<10} {'thr':>5} " + " ".join(f"{k:>12}" for k in keys))

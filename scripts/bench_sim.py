@@ -5,9 +5,10 @@ Simulates the textbook single-skill scenario (1000 calls/h, AHT 180 s, mean
 patience 120 s, 55 agents; 200,000 calls by default, as replications of
 ``--calls / --replications`` calls each) three ways, on the same traffic law:
 
-* ours: ``simulation`` with the production router (``routing``, in its simulation
-  mode ``record_decisions=False, auto_accept=True``: every decision is still the
-  router's), on one core and on all cores (replications in parallel);
+* ours: ``simulation`` on SimPy's kernel (callback events on the hot path) with the
+  production router (``routing``, in its simulation mode ``record_decisions=False,
+  auto_accept=True``: every decision is still the router's), on one core and on all
+  cores (replications in parallel);
 * plain SimPy: an idiomatic process-per-call model written below (one core);
 * Ciw (benchmark-only dependency; one core).
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -144,6 +146,35 @@ def router_share(calls: int = 50_000) -> dict:
         "router_seconds": port.seconds,
         "router_share": port.seconds / total,
         "calls_per_s_without_router": plan.size / max(total - port.seconds, 1e-9),
+    }
+
+
+def kernel_cost(calls: int = 50_000, repeat: int = 5) -> dict:
+    """CPU time of one replication on SimPy's kernel against the heap loop it replaced
+    (``tests/reference_heap_engine.py``, bit-identical results), same plan and router."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import reference_heap_engine
+
+    from simulation.engine import simulate_plan
+    from simulation.live_router import LiveRouter
+    from simulation.roster import build_roster
+    from simulation.traffic import draw_plan
+
+    sc = textbook(calls, 2)
+    plan = draw_plan(sc, np.random.default_rng(1))
+    roster = build_roster(sc)
+    best = {"simpy": math.inf, "heap": math.inf}
+    for _ in range(repeat):
+        for name, loop in (("simpy", simulate_plan), ("heap", reference_heap_engine.simulate_plan)):
+            router = LiveRouter(sc, plan, roster)
+            t0 = time.process_time()
+            loop(sc, plan, roster, router)
+            best[name] = min(best[name], time.process_time() - t0)
+    return {
+        "calls": plan.size,
+        "simpy_cpu_seconds": best["simpy"],
+        "heap_cpu_seconds": best["heap"],
+        "simpy_over_heap": best["simpy"] / best["heap"],
     }
 
 
@@ -354,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         report["ours_one_core_vs_ciw"] = single["ours_vs_ciw_wall"]
         report["cpu_ours_vs_ciw"] = single["ours_vs_ciw_cpu"]
     report["router_time"] = router_share()
+    report["kernel"] = kernel_cost()
     theory = erlang_a_metrics(AGENTS, RATE_PER_HOUR, AHT, PATIENCE, THRESHOLD)
     report["erlang_a"] = {
         "service_level": theory.service_level,
@@ -393,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
             f"ours on {cores} cores vs one-core baselines: "
             f"/ SimPy = {head['ours_vs_simpy']:.2f}x"
             + (f", / Ciw = {head['ours_vs_ciw']:.2f}x" if ciw_r is not None else "")
+        )
+        kc = report["kernel"]
+        print(
+            f"SimPy kernel vs the former heap loop (same plan and router, CPU): "
+            f"{kc['simpy_over_heap']:.2f}x the time"
         )
         rt = report["router_time"]
         print(

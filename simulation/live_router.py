@@ -138,6 +138,13 @@ class LiveRouter:
                 out.append((calls[d.call_id], agents[d.agent_id]))
         return out
 
+    def add_call(self, call: int, intent: int) -> None:
+        assert call == len(self.ids), "added calls are numbered after the plan's"
+        self.leg.append(0)
+        self.ids.append(str(call))
+        if self.call_priority is not None:
+            self.call_priority.append(self.priority[intent])
+
     def _rid(self, call: int) -> str:
         k = self.leg[call]
         return self.ids[call] if k == 0 else f"{call}.{k}"

@@ -41,6 +41,10 @@ class RouterPort(Protocol):
         """A waiting caller hung up."""
         ...
 
+    def add_call(self, call: int, intent: int) -> None:
+        """A call beyond the caller plan (index ``call``) will be enqueued (SimPy processes)."""
+        ...
+
     def next_deadline(self) -> float | None:
         """Earliest time the router wants ``tick`` (relaxation, overflow), if any."""
         ...

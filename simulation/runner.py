@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -16,7 +16,8 @@ from multiprocessing import get_context
 import numpy as np
 
 from simulation.confidence import mean_ci
-from simulation.engine import RouterFactory, simulate_plan
+from simulation.engine import Process, RouterFactory, simulate_plan
+from simulation.events import check_events, scenario_processes
 from simulation.kpis import (
     breakdown_kpis,
     intent_interval_counts,
@@ -142,8 +143,13 @@ def simulate_replication(
     router_factory: RouterFactory | None = None,
     log=None,
     journeys=None,
+    processes: Sequence[Process] = (),
 ) -> Replication:
-    """Run replication ``index`` of ``scenario`` and keep its full records."""
+    """Run replication ``index`` of ``scenario`` and keep its full records.
+
+    ``processes`` are SimPy processes (``process(twin)`` generators, see
+    :class:`~simulation.engine.Twin`) started with the scenario's own ``events``.
+    """
     seeds = np.random.SeedSequence(scenario.seed).spawn(scenario.replications)
     rng = np.random.default_rng(seeds[index])
     if journeys is None and scenario.flow is not None:
@@ -151,9 +157,13 @@ def simulate_replication(
     if log is None and scenario.arrivals.replay is not None:
         log = read_scenario_log(scenario)
     plan = draw_plan(scenario, rng, log, journeys)
-    roster = build_roster(scenario, Origin(log["origin"] if log else scenario.start_at))
+    origin = Origin(log["origin"] if log else scenario.start_at)
+    roster = build_roster(scenario, origin)
     router = (router_factory or default_router)(scenario, plan, roster)
-    calls, spans, events = simulate_plan(scenario, plan, roster, router)
+    check_events(scenario, plan)
+    procs = [*scenario_processes(scenario, origin), *processes]
+    twin_rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, index, 4049]))
+    calls, spans, events = simulate_plan(scenario, plan, roster, router, procs, twin_rng)
     return Replication(
         index=index,
         calls=calls,
@@ -173,12 +183,13 @@ def run_replication(
     log=None,
     by_intent: bool = False,
     journeys=None,
+    processes: Sequence[Process] = (),
 ) -> ReplicationResult:
     """Run replication ``index``; reduce it to KPIs (``by_intent``: per intent and interval too)."""
     import time
 
     t0 = time.perf_counter()
-    rep = simulate_replication(scenario, index, router_factory, log, journeys)
+    rep = simulate_replication(scenario, index, router_factory, log, journeys, processes)
     t = scenario.service_level_thresholds
     kpis = replication_kpis(rep.calls, rep.agents, t, rep.warmup, rep.horizon)
     ints = interval_kpis(rep.calls, rep.agents, t, rep.interval, rep.horizon)
@@ -207,9 +218,12 @@ def run_replication(
 
 
 def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, dict[str, float]]]:
-    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several."""
+    """Call KPIs by intent (true), by queue (first leg's) and by priority, where several.
+
+    From the records, which include calls that SimPy processes added during the run.
+    """
     plan, calls = rep.plan, rep.calls
-    if plan is None:
+    if plan is None or calls.queue is None or calls.priority is None:
         return {}
     lo, hi = rep.warmup, rep.horizon
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -220,13 +234,11 @@ def _breakdown(rep: Replication, t: tuple[float, ...]) -> dict[str, dict[str, di
     queues = list(dict.fromkeys(it.queue_name for it in plan.intents))
     if 1 < len(queues) != len(names):  # one queue per intent: the intent table says it all
         qi = np.asarray([queues.index(it.queue_name) for it in plan.intents], dtype=np.int64)
-        key = qi[plan.routed_intent] if calls.size else np.zeros(0, np.int64)
-        rows = breakdown_kpis(calls, t, lo, hi, key, len(queues))
+        rows = breakdown_kpis(calls, t, lo, hi, qi[calls.queue], len(queues))
         out["queue"] = {n: r for n, r in zip(queues, rows, strict=True) if r["offered"]}
-    prio = plan.call_priority()
-    levels = sorted(set(prio.tolist()))
+    levels = sorted(set(calls.priority.tolist()))
     if len(levels) > 1:
-        key = np.searchsorted(np.asarray(levels), prio)
+        key = np.searchsorted(np.asarray(levels), calls.priority)
         rows = breakdown_kpis(calls, t, lo, hi, key, len(levels))
         out["priority"] = {str(v): r for v, r in zip(levels, rows, strict=True) if r["offered"]}
     return out
@@ -239,13 +251,16 @@ def _preflight(scenario: Scenario, log, router_factory, journeys=None) -> None: 
     from simulation.live_router import LiveRouter
 
     plan = draw_plan(scenario, np.random.default_rng(0), log, journeys)
-    roster = build_roster(scenario, Origin(log["origin"] if log else scenario.start_at))
+    origin = Origin(log["origin"] if log else scenario.start_at)
+    roster = build_roster(scenario, origin)
+    check_events(scenario, plan)
+    scenario_processes(scenario, origin)  # their times parse
     LiveRouter(scenario, plan, roster)
 
 
 def _worker(args: tuple) -> ReplicationResult:
-    scenario, index, factory, log, by_intent, journeys = args
-    return run_replication(scenario, index, factory, log, by_intent, journeys)
+    scenario, index, factory, log, by_intent, journeys, processes = args
+    return run_replication(scenario, index, factory, log, by_intent, journeys, processes)
 
 
 def run_scenario(
@@ -255,8 +270,13 @@ def run_scenario(
     router_factory: RouterFactory | None = None,
     progress: Callable[[int, int], None] | None = None,
     by_intent: bool = False,
+    processes: Sequence[Process] = (),
 ) -> RunResult:
-    """Run every replication (``workers`` processes; default all cores) and summarise."""
+    """Run every replication (``workers`` processes; default all cores) and summarise.
+
+    ``processes``: SimPy processes added to every replication (module-level functions,
+    so that they reach worker processes).
+    """
     import time
 
     t0 = time.perf_counter()
@@ -267,7 +287,8 @@ def run_scenario(
     _preflight(scenario, log, router_factory, journeys)
     n = scenario.replications
     workers = max(1, min(n, workers if workers is not None else (os.cpu_count() or 1)))
-    jobs = [(scenario, k, router_factory, log, by_intent, journeys) for k in range(n)]
+    procs = tuple(processes)
+    jobs = [(scenario, k, router_factory, log, by_intent, journeys, procs) for k in range(n)]
     results: list[ReplicationResult] = []
     if workers == 1:
         for k, job in enumerate(jobs):

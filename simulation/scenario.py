@@ -40,9 +40,12 @@ __all__ = [
     "AgentGroup",
     "Arrivals",
     "Callbacks",
+    "Campaign",
     "Distribution",
     "EndOfShift",
     "Intent",
+    "Meeting",
+    "Outage",
     "RosterEntry",
     "Scenario",
     "Shift",
@@ -269,6 +272,42 @@ class EndOfShift(_Model):
     no_new_calls_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
 
+class Outage(_Model):
+    """A queue closes at ``at`` for ``minutes``: calls reaching it meanwhile are turned
+    away (counted ``blocked``); calls already waiting stay in line."""
+
+    kind: Literal["outage"]
+    queue: Annotated[str, Field(min_length=1)]
+    at: Instant
+    minutes: PositiveSeconds
+
+
+class Campaign(_Model):
+    """From ``at`` (until ``until``, default the horizon) arrivals of ``intents`` (default
+    all) are multiplied by ``multiply``: the extra calls are drawn on a stream of their own,
+    so the day's other callers stay the same."""
+
+    kind: Literal["campaign"]
+    at: Instant
+    until: Instant | None = None
+    multiply: Annotated[float, Field(gt=1, allow_inf_nan=False)]
+    intents: list[str] | None = None
+
+
+class Meeting(_Model):
+    """``agents`` of a group (default all) on shift at ``at`` leave for ``minutes``; each
+    finishes the call in hand first, and is not logged in meanwhile."""
+
+    kind: Literal["meeting"]
+    group: Annotated[str, Field(min_length=1)]
+    agents: Annotated[int, Field(ge=1)] | None = None
+    at: Instant
+    minutes: PositiveSeconds
+
+
+ScenarioEvent = Annotated[Outage | Campaign | Meeting, Field(discriminator="kind")]
+
+
 class FlowSpec(_Model):
     """Callers walk this IVR flow file (``ivr.engine``): IVR time, containment and
     recognition come from the flow and its recognizer instead of the intents' fields.
@@ -298,6 +337,7 @@ class Scenario(_Model):
     service_level_seconds: Threshold | Annotated[list[Threshold], Field(min_length=1)] = 20.0
     end_of_shift: EndOfShift = EndOfShift()
     start_at: datetime | None = None  # wall clock of time 0 (default: replay's first midnight)
+    events: list[ScenarioEvent] | None = None  # outages, campaigns, meetings (SimPy processes)
     replications: Annotated[int, Field(ge=2, le=10_000)] = 10
     seed: int = 0
     interval_minutes: Literal[15, 30, 60] | None = None  # default: arrivals.interval_minutes

@@ -261,3 +261,44 @@ def test_secret_key_is_generated_once_into_the_data_dir_with_mode_0600(tmp_path)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert make_app(tmp_path).secret_key == first.secret_key
     assert make_app(tmp_path, secret_key="from-the-env").secret_key == "from-the-env"
+
+
+def test_every_state_changing_route_refuses_a_session_without_its_csrf_token():
+    app = make_app()
+    app.extensions["ivr.users"].add("root", "admin", PASSWORD)
+    client = app.test_client()
+    sign_in(client, "root")
+    checked = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            path = rule.rule
+            for arg in rule.arguments:
+                path = path.replace(f"<{arg}>", "x").replace(f"<path:{arg}>", "x")
+            response = client.open(path, method=method, json={},
+                                   headers={"Accept": "application/json"})
+            assert response.status_code == 403, (method, rule.rule)
+            checked.append(rule.rule)
+    assert {"/login", "/logout", "/agent/presence", "/agent/calls/<call_id>/<action>"} <= set(
+        checked)
+
+
+def test_agents_cannot_read_the_wallboard_reports_or_explanations():
+    app = make_app()
+    app.extensions["ivr.users"].add("ana", "agent", PASSWORD)
+    client = app.test_client()
+    sign_in(client, "ana")
+    for path in ("/wallboard/state", "/wallboard/events", "/wallboard/calls/CA1",
+                 "/wallboard/intervals", "/reports"):
+        response = client.get(path, headers={"Accept": "application/json"})
+        assert response.status_code == 403, path
+
+
+def test_a_supervisor_session_cannot_edit_flows():
+    app = make_app(admin_token="admin-secret-token")
+    app.extensions["ivr.users"].add("sam", "supervisor", PASSWORD)
+    client = app.test_client()
+    sign_in(client, "sam")
+    token = csrf_of(page(client, "/wallboard").get_data(as_text=True))
+    response = client.post("/admin/flows/reload", headers={"X-CSRF-Token": token,
+                                                           "Accept": "application/json"})
+    assert response.status_code == 401

@@ -159,3 +159,47 @@ def make_app_with_agent():
     app = make_app()
     app.extensions["ivr.users"].add("ana", "agent", PASSWORD)
     return app
+
+
+def test_warm_transfer_waits_for_the_named_agent_then_moves_the_call(floor):
+    ana, ben = Desk(floor, "ana"), Desk(floor, "ben")
+    ana.post("/agent/presence", {"state": "available"})
+    sid = ring(floor)  # billing: Ana
+    ben.post("/agent/presence", {"state": "available"})
+    assert ana.post(f"/agent/calls/{sid}/accept").status_code == 200
+    warm = {"mode": "warm", "agent": "ben", "reason": "needs_other_skill", "queue": "cards"}
+    no_target = ana.post(f"/agent/calls/{sid}/transfer", {**warm, "agent": None})
+    assert no_target.status_code == 400 and "named agent" in no_target.get_json()["error"]
+    assert ana.post(f"/agent/calls/{sid}/transfer", warm).status_code == 200
+    assert ana.state()["calls"][0]["consult"]["to_agent"] == "ben"  # Ana keeps the caller
+    (consult,) = ben.state()["consults"]
+    assert consult["call_id"] == sid and consult["context"]["customer"]["first_name"] == "James"
+    assert ana.post(f"/agent/consults/{sid}/accept").status_code == 409  # not Ana's to take
+    assert ben.post(f"/agent/consults/{sid}/decline").status_code == 200
+    mine = ana.state()["calls"][0]
+    assert mine["state"] == "connected" and mine["declined"] and mine["consult"] is None
+    assert ana.post(f"/agent/calls/{sid}/transfer", warm).status_code == 200
+    assert ben.post(f"/agent/consults/{sid}/accept").status_code == 200
+    (taken,) = ben.state()["calls"]
+    assert taken["state"] == "connected" and taken["context"]["transfers"][0]["mode"] == "warm"
+    assert [w["id"] for w in ana.state()["wrap_up"]] == [sid]
+    assert ben.state()["consults"] == []
+
+
+def test_router_offers_a_named_transfer_only_to_an_available_agent():
+    from routing import Agent, Call, InvalidTransitionError, Router, RoutingPolicy
+
+    router = Router(RoutingPolicy.default())
+    router.add_agent(Agent(id="a", skills={"general": 2}), 0.0)
+    router.add_agent(Agent(id="b", skills={"general": 5}), 0.0)
+    router.set_agent_state("a", "available", 1.0)
+    with pytest.raises(InvalidTransitionError, match="agent b: is offline"):
+        router.offer_to(Call(id="c1", queue="general"), "b", 2.0)
+    router.set_agent_state("b", "available", 2.0)
+    d = router.offer_to(Call(id="c1", queue="general"), "a", 3.0)  # not the best fit: named
+    assert (d.kind.value, d.agent_id, d.trigger) == ("offered", "a", "transfer")
+    assert router.calls["c1"].state.value == "reserved" and router.agents["a"].state.value == "reserved"
+    router.check_invariants()
+    router.reject("c1", "a", 4.0)  # then it is routed as usual, to the best other agent
+    assert router.calls["c1"].agent_id == "b"
+    router.check_invariants()

@@ -266,13 +266,14 @@ def test_sentiment_is_kept_over_the_call_and_raises_priority():
 
 
 def test_unsure_answer_offers_the_two_likeliest_intents():
-    turns, s = run(BANK, [speech("something about money"), keys("2")], caller=KNOWN_CALLER)
+    turns, s = run(BANK, [speech("something about money"), keys("2"), keys("23456789"),
+                          keys("11021990")], caller=KNOWN_CALLER)
     (gather,) = turns[1]
     assert gather.prompts[0].text == ("Sorry, is this about a bill or a charge, or your "
                                       "balance? Press 1 for a bill or a charge, or 2 for your "
                                       "balance.")
     assert s.data["intent"] == "balance" and "_offered" not in s.data
-    assert "Your available balance is 310.55 dollars." in said(turns[2])
+    assert "Your available balance is 310.55 dollars." in said(turns[4])  # once verified
     turns, s = run(BANK, [speech("something about money"), speech("my bill please")],
                    caller=KNOWN_CALLER)
     assert s.route["queue"] == "billing"
@@ -290,3 +291,17 @@ def test_unsure_answer_can_go_straight_to_a_human(write_flow):
     assert s.route["queue"] == "general"
     _, s = run(QUICK, [speech("sales support", confidence=0.1)])  # default: ask again
     assert s.node == "menu" and s.attempts == 1
+
+
+def test_caller_id_alone_never_hears_account_data_and_agents_are_told_the_trust_level():
+    turns, s = run(BANK, [speech("what's my balance")], caller=KNOWN_CALLER)
+    assert not any("balance is" in line for turn in turns for line in said(turn))
+    assert "account number" in turns[-1][-1].prompts[0].text  # the knowledge check first
+    turns, s = run(BANK, [speech("what's my balance"), keys("23456789"), keys("01011990")],
+                   caller=KNOWN_CALLER)  # a wrong date of birth: a person, not the balance
+    assert not any("balance is" in line for turn in turns for line in said(turn))
+    assert s.route["queue"] == "billing" and s.route["context"]["trust"] == "recognised"
+    _, s = run(BANK, [speech("I have a question about my bill")], caller=KNOWN_CALLER)
+    assert s.route["context"]["trust"] == "recognised"
+    _, s = run(BANK, [keys("1"), keys("23456789"), keys("11021990"), keys("1")])
+    assert s.route["context"]["trust"] == "verified"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -139,26 +140,60 @@ def test_a_whole_day_in_miniature(tmp_path, browser):
         assert kpis.locator("tr[data-kpi=fcr] td").first.inner_text() == "0.0%"
         assert kpis.locator("tr[data-kpi=csat] td").first.inner_text() == "100.0%"
         assert kpis.locator("tr[data-kpi=ces] td").first.inner_text() == "2.0"
-        assert "I was charged twice" in sam.get_by_role("region", name="Most misrouted intents"
-                                                        ).inner_text()
+        misrouted = sam.get_by_role("region", name="Most misrouted intents").inner_text()
+        assert "I was charged twice" in misrouted and "cards" in misrouted
+        assert sam.get_by_role("region", name="By intent").get_by_role(
+            "rowheader", name="cards").count() == 1  # the agent's correction counts
         sam.screenshot(path=str(SHOTS / "reports.png"), full_page=True)
 
-
-def test_pages_keep_agents_to_their_own_and_supervisors_off_flows(tmp_path, browser):
-    token = secrets.token_hex(16)
-    data = tmp_path / "data"
-    users = Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
-    users.add("ana", "agent", PASSWORD)
-    users.add("sam", "supervisor", PASSWORD)
-    with LoopbackServer(data, token, flows_dir=always_open_flows(tmp_path / "flows"),
-                        workers=1, threads=8) as srv:
-        ana = sign_in(browser, srv.url, "ana")
-        ana.wait_for_url("**/agent")
+        # Pages keep agents to their own, and supervisors off the flows.
         assert ana.goto(srv.url + "/wallboard").status == 403
         assert ana.get_by_role("link", name="Wallboard").count() == 0
-        sam = sign_in(browser, srv.url, "sam")
-        sam.wait_for_url("**/wallboard")
         assert sam.get_by_role("link", name="Flows").count() == 0
         sam.get_by_role("button", name="Sign out").click()
         sam.wait_for_url("**/login")
         assert sam.goto(srv.url + "/wallboard").url.endswith("/login?next=/wallboard")
+
+
+STAND_IN_DEVICE = """
+window.Twilio = { Device: class {
+  constructor(token, options) { window.deviceToken = token; this.handlers = {}; }
+  on(name, fn) { this.handlers[name] = fn; }
+  async register() { this.handlers.registered && this.handlers.registered(); }
+  updateToken(token) { window.deviceToken = token; }
+} };
+"""
+
+
+def test_the_softphone_registers_a_device_with_a_token_for_the_agent(tmp_path, browser):
+    """The page loads the shipped SDK file; a stand-in Device replaces it here (no
+    Twilio account in tests) and must receive an access token for identity 'ana'."""
+    import jwt
+
+    token = secrets.token_hex(16)
+    data = tmp_path / "data"
+    Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection)).add(
+        "ana", "agent", PASSWORD)
+    secret = secrets.token_hex(32)
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_API_KEY": "SK" + "2" * 32,
+           "TWILIO_API_SECRET": secret, "TWILIO_TWIML_APP_SID": "AP" + "3" * 32,
+           "IVR_TWILIO_API_URL": "http://127.0.0.1:9"}
+    with LoopbackServer(data, token, flows_dir=always_open_flows(tmp_path / "flows"),
+                        workers=1, threads=8, extra_env=env) as srv:
+        context = browser.new_context()
+        sdk = []
+        context.route("**/vendor/twilio-voice-sdk/twilio.min.js", lambda route: (
+            sdk.append(route.request.url),
+            route.fulfill(body=STAND_IN_DEVICE, content_type="text/javascript")))
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.goto(srv.url + "/login")
+        page.get_by_label("Username").fill("ana")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Softphone ready (client:ana)").wait_for()
+        assert sdk, "the page must load the SDK shipped in static/vendor"
+        claims = jwt.decode(page.evaluate("window.deviceToken"), secret, algorithms=["HS256"])
+        assert claims["grants"]["identity"] == "ana"
+        assert 0 < claims["exp"] - time.time() <= 600  # short-lived
+        context.close()

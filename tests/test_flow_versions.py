@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 
 import pytest
+from conftest import FLOWS
 
 from ivr.cli import main
 from ivr.errors import FlowError
@@ -14,7 +15,6 @@ from ivr.flows.loader import MAX_FLOW_BYTES, MAX_YAML_DEPTH, load_flow_text
 from ivr.flows.publishing import check_draft, publish, rollback
 from ivr.flows.versions import VersionStore, text_hash
 from ivr.flows.versions_cli import versioned_registry
-from tests.conftest import FLOWS
 
 HISTORY_KEYS = {"version", "hash", "author", "created_at", "published_at", "message"}
 

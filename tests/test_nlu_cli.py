@@ -24,7 +24,9 @@ KEYS = [
     "in_scope_false_reject",
     "p50_ms",
     "p99_ms",
+    "p99_cpu_ms",
     "train_s",
+    "train_cpu_s",
     "peak_rss_mb",
 ]
 
@@ -65,6 +67,7 @@ def test_eval_prints_exactly_the_metrics(capsys):
     assert 0 < metrics["macro_f1"] <= 1
     assert 0 < metrics["p50_ms"] <= metrics["p99_ms"] < 50
     assert metrics["train_s"] >= 0 and metrics["peak_rss_mb"] > 10
+    assert 0 <= metrics["p99_cpu_ms"] < 50 and metrics["train_cpu_s"] > 0
 
 
 def test_eval_without_oos_rows_reports_null_recall(tmp_path, capsys):

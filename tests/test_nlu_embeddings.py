@@ -144,8 +144,8 @@ def test_frozen_encoder_on_a_tiny_flow():
     for said in ["what's the weather in Boston", "", "um uh"]:
         ranked = rec.rank(said)
         assert not ranked or ranked[0].confidence < DEFAULT_THRESHOLD, (said, ranked)
-    # A paraphrase sharing no content word: the linear gate alone says no match.
-    assert build_recognizer(TINY, backend="linear").rank("I need to speak with someone") == []
+    # A paraphrase sharing no content word: the linear model judges it on word-piece
+    # meaning (tests/test_nlu_recognizer.py); the encoder reaches it too.
     assert rec.rank("I need to speak with someone")[0].intent == "agent"
     low = rec.rank("I lost my card", asr_confidence=0.1)
     assert low[0].confidence < DEFAULT_THRESHOLD

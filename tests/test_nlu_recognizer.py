@@ -265,3 +265,50 @@ def test_content_free_answers_match_only_where_examples_are_content_free():
     assert yes_no.rank("yes please")[0].intent == "yes"
     assert yes_no.rank("no thanks")[0].intent == "no"
     assert yes_no.rank("what is the weather") == []
+
+
+PARAPHRASE_FLOW = {
+    "card_lost": ["lost card", "my card was stolen"],
+    "balance": ["check my balance", "how much money do I have"],
+    "agent": ["agent", "talk to a person"],
+}
+
+
+@pytest.mark.parametrize(
+    "said, want",
+    [
+        ("I need to speak with someone", "agent"),
+        ("what are my funds", "balance"),
+        ("how much cash is in my account", "balance"),
+        ("my debit card went missing", "card_lost"),
+    ],
+)
+def test_flow_paraphrases_reach_the_right_intent_by_meaning(said, want):
+    """Phrasings that share no content word with the examples, judged by word-piece meaning."""
+    rec = build_recognizer(PARAPHRASE_FLOW)
+    ranked = rec.rank(said)
+    _check_contract(ranked)
+    assert ranked and ranked[0].intent == want, (said, ranked)
+    assert ranked[0].confidence >= DEFAULT_THRESHOLD, (said, ranked)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "tell me a joke",
+        "order a pizza",
+        "I want to buy a car",
+        "play some music",
+        "book a flight to Paris",
+        "what's the weather in Boston",
+    ],
+)
+def test_off_topic_speech_stays_a_no_match_despite_meaning(said):
+    ranked = build_recognizer(PARAPHRASE_FLOW).rank(said)
+    assert not ranked or ranked[0].confidence < DEFAULT_THRESHOLD, (said, ranked)
+
+
+def test_a_paraphrase_closest_to_an_oos_example_is_no_match():
+    rec = build_recognizer({**PARAPHRASE_FLOW, "oos": ["tell me a joke", "sing a song"]})
+    ranked = rec.rank("say something funny")
+    assert not ranked or ranked[0].confidence < DEFAULT_THRESHOLD, ranked

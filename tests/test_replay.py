@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 
+from conftest import FLOWS, OPEN, Phone
+
 from ivr.engine import start, step
 from ivr.flows.loader import load_flow_text
 from ivr.replay import impact, outcome_of, stored_calls
-from tests.conftest import FLOWS, OPEN, Phone
 
 # Speech, keys and silence: sales, support, no-match then keys, silence thrice (no input).
 SCRIPTS = [["1"], ["2"], ["I want to buy a new plan"], ["it's broken"],

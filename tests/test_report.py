@@ -94,10 +94,11 @@ def test_kpis_are_consistent_for_any_calls(facts):
 # ------------------------------------------------------------------ stored calls
 
 
-@pytest.fixture
-def day(tmp_path):
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
     """A morning in miniature on the SQLite store: Ana takes a card call the IVR heard
     as billing, transfers it (misrouted) to Ben, who resolves it; the caller rates it."""
+    tmp_path = tmp_path_factory.mktemp("day")
     app = make_app(tmp_path)
     users = app.extensions["ivr.users"]
     for name in ("ana", "ben"):

@@ -31,6 +31,7 @@ from ivr.engine.context import get_path, holds, render_text, set_path
 from ivr.engine.digits import invalid_digits, spoken_digits
 from ivr.engine.events import CallEnded, CallerInput, Event, LegEnded, RecordingDone
 from ivr.engine.session import TRAIL_LIMIT, Session
+from ivr.engine.trust import trust_level
 from ivr.flows.loader import Flow
 from ivr.flows.models import (
     AskNode,
@@ -293,7 +294,8 @@ def _route(t: _Turn, node_id: str, node: RouteNode) -> None:
                                    if holds(r.when, t.flow.spec, t.data, t.now))
     request = RouteRequest(queue=node.queue, skills=dict(node.skills),
                            language=node.language or t.language, priority=max(0, priority),
-                           context=_context(t.data, node.context, t.flow.spec.private),
+                           context={**_context(t.data, node.context, t.flow.spec.private),
+                                    "trust": trust_level(t.data)},
                            callback_after_seconds=node.callback_after_seconds)
     if node.announce is not None:
         t.actions.append(t.say(node.announce))
@@ -322,7 +324,8 @@ def _context(data: dict[str, Any], keys: list[str] | None, private: list[str]
 def _safe(t: _Turn, reason: str) -> None:
     t.actions.append(t.say(APOLOGY.get(t.language, APOLOGY["en"])))
     request = RouteRequest(queue=GENERAL_QUEUE, skills={}, language=t.language, priority=0,
-                           context=_context(t.data, None, t.flow.spec.private),
+                           context={**_context(t.data, None, t.flow.spec.private),
+                                    "trust": trust_level(t.data)},
                            reason=f"error: {reason}")
     t.actions.append(Enqueue(request))
     t.status, t.route, t.outcome = "queued", request.as_dict(), "error"

@@ -96,16 +96,20 @@ def load_flows(directory: str | Path) -> tuple[dict[str, Flow], list[str]]:
     folder = Path(directory)
     if not folder.is_dir():
         return {}, [f"{folder}: not a folder of flows"]
+    claimed: dict[str, list[Path]] = {}
     for path in flow_files(folder):
         try:
             flow = load_flow(path)
         except FlowError as exc:
             problems += exc.problems
             continue
-        if flow.id in flows:
-            problems.append(f"{path}: id: '{flow.id}' is also the id of {flows[flow.id].path}")
-            continue
-        flows[flow.id] = flow
+        claimed.setdefault(flow.id, []).append(path)
+        flows.setdefault(flow.id, flow)
+    for flow_id, paths in claimed.items():
+        if len(paths) > 1:  # neither file wins: a hot reload keeps both last valid flows
+            del flows[flow_id]
+            problems.append(f"{paths[-1]}: id: '{flow_id}' is also the id of "
+                            f"{', '.join(map(str, paths[:-1]))}; give each flow its own id")
     problems += _folder_problems(flows)
     return flows, problems
 

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS events (
     data    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_call ON events (call_id, id);
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL
+);
 """
 
 
@@ -154,23 +158,40 @@ class SQLiteStore:
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def reset(self) -> None:
+        """Drop this thread's connection after a database error, so the next request
+        starts clean (no half-open transaction survives a full disk or a lock)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
     @contextmanager
     def transaction(self, call_id: str) -> Iterator[_SQLiteRecord]:
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self.reset()
             raise StoreError(f"call store {self.path} is busy or broken: {exc}") from exc
         try:
             row = conn.execute("SELECT session FROM sessions WHERE call_id=?",
                                (call_id,)).fetchone()
             record = _SQLiteRecord(conn, call_id, Session.from_json(row[0]) if row else None)
             yield record
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, sqlite3.Error):
+                self.reset()
+                raise StoreError(f"call store {self.path} cannot be written: {exc}") from exc
+            raise
 
     def get_session(self, call_id: str) -> Session | None:
         row = self.connection().execute("SELECT session FROM sessions WHERE call_id=?",
@@ -194,10 +215,22 @@ class SQLiteStore:
         return [Session.from_json(r[0]) for r in rows]
 
     def ping(self) -> None:
+        """A real write, under a short lock wait: a read-only, full or locked store fails."""
         try:
-            self.connection().execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
+            conn = self.connection()
+            conn.execute("PRAGMA busy_timeout=1000")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)",
+                             (time.time(),))
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         except sqlite3.Error as exc:
-            raise StoreError(f"call store {self.path} is not usable: {exc}") from exc
+            self.reset()
+            raise StoreError(f"call store {self.path} cannot be written: {exc}") from exc
 
 
 # ------------------------------------------------------------------ memory

@@ -15,16 +15,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from ivr.counters import count
 from ivr.engine.session import Session
 from ivr.errors import FlowError
 from ivr.flows.loader import Flow
 from ivr.flows.models import RouteNode
+from ivr.live.outbox import KEEP_S, Intent, MemoryOutbox, Outbox, wall_clock
 from ivr.live.roster import load_roster
 from ivr.live.routing_store import RoutingState
 from ivr.live.telephony import Telephony, TelephonyError
@@ -137,6 +141,12 @@ class LiveRouting:
     telephony: Telephony
     public_url: str | None
     timezone: str = "UTC"  # the contact center's day, for "service level so far today"
+    outbox: Outbox = field(default_factory=MemoryOutbox)
+    #: The app's clock, for the routing changes the background sender makes.
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    #: True once this process runs a background sender: webhooks then only wake it.
+    background: bool = False
+    _wake: threading.Event = field(default_factory=threading.Event)
 
     # ----------------------------------------------------------- call side
 
@@ -147,6 +157,16 @@ class LiveRouting:
                     language=route.get("language"), priority=int(route.get("priority", 0)),
                     context={**route.get("context", {}), "caller": session.data.get("caller"),
                              "called": session.data.get("called")})
+        return self._enter(call, now)
+
+    def admit(self, call_id: str, queue: str, language: str | None, context: dict[str, Any],
+              now: dt.datetime) -> list[Effect]:
+        """A call on the safe path enters ``queue`` with no skill requirement (a no-op when
+        the router already holds it)."""
+        return self._enter(Call(id=call_id, queue=queue, skills={}, language=language,
+                                priority=0, context=dict(context)), now)
+
+    def _enter(self, call: Call, now: dt.datetime) -> list[Effect]:
         with self.state.update() as router:
             if call.id in router.calls:  # the same route twice (e.g. a replayed step)
                 return []
@@ -190,14 +210,36 @@ class LiveRouting:
                 decisions = router.reject(call_id, agent_id, t)
             return self._effects(router, decisions)
 
+    def assignment(self, call_id: str, agent_id: str) -> str | None:
+        """Where the call stands with this agent: ``reserved``, ``connected`` (accepted,
+        through the API or by picking up), ``completed`` (the agent already closed it,
+        possibly before the caller was bridged), or None (not theirs)."""
+        def held(router: Router) -> str | None:
+            call = router.calls.get(call_id)
+            if call is None:
+                return ""
+            if call.agent_id == agent_id and call.state.value in ("reserved", "connected"):
+                return str(call.state.value)
+            return None
+
+        found = self.state.query(held)
+        if found != "":
+            return found
+        last = next((d for d in reversed(self.state.decisions(call_id))
+                     if d.get("kind") in ("completed", "abandoned")), None)
+        ok = last is not None and last["kind"] == "completed" and last["agent_id"] == agent_id
+        return "completed" if ok else None
+
     def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
-        """The agent picked up (the whisper was requested): the reservation is accepted."""
+        """The agent picked up (the whisper was requested): the reservation is accepted.
+        True as well when this agent already accepted or completed it through the API."""
         with self.state.update() as router:
             call = router.calls.get(call_id)
-            if call is None or call.agent_id != agent_id or call.state.value != "reserved":
-                return call is not None and call.state.value == "connected"
-            router.accept(call_id, agent_id, now.timestamp())
-            return True
+            if call is not None and call.agent_id == agent_id and \
+                    call.state.value == "reserved":
+                router.accept(call_id, agent_id, now.timestamp())
+                return True
+        return self.assignment(call_id, agent_id) in ("connected", "completed")
 
     def agent_leg_ended(self, call_id: str, agent_id: str, status: str, now: dt.datetime
                         ) -> tuple[bool, list[Effect]]:
@@ -224,6 +266,10 @@ class LiveRouting:
         with self.state.update() as router:
             t = now.timestamp()
             if action == "accept":
+                call = router.calls.get(call_id)
+                if call is not None and call.agent_id == agent_id and \
+                        call.state.value == "connected":
+                    return []  # already accepted (picked up, or the same request again)
                 router.accept(call_id, agent_id, t)
                 return []
             decisions = router.reject(call_id, agent_id, t)
@@ -252,47 +298,125 @@ class LiveRouting:
         if due is None or due > now.timestamp():
             return []
         with self.state.update() as router:
+            offers = {c.id: c.agent_id for c in router.calls.values()
+                      if c.state.value == "reserved"}
             decisions = router.tick(now.timestamp())
+            for call_id, agent_id in offers.items():  # never bench an agent Twilio never rang
+                call = router.calls.get(call_id)
+                timed_out = call is None or call.agent_id != agent_id
+                agent = router.agents.get(agent_id or "")
+                if timed_out and agent is not None and agent.presence.value == "break" and \
+                        self.outbox.delivered(call_id, agent.id) is False:
+                    if call is not None:  # nor keep them from the call they never heard
+                        call.excluded.discard(agent.id)
+                    decisions += router.set_agent_state(agent.id, "available", now.timestamp())
             return self._effects(router, decisions)
 
     # ----------------------------------------------------------- effects
 
     def _effects(self, router: Router, decisions: Iterable[Decision]) -> list[Effect]:
+        """The REST requests the decisions need, recorded in the outbox inside the same
+        routing transaction (so a committed reservation always has its request)."""
         out: list[Effect] = []
+        intents: list[Intent] = []
         for d in decisions:
             if d.kind is not DecisionKind.OFFERED or d.agent_id is None:
                 continue
             callback = _callback_of(router, d.call_id)
             if callback:
                 out.append(RingBack(d.call_id, d.agent_id, callback["to"], callback["from"]))
+                intents.append(Intent(f"ring:{d.call_id}:{d.agent_id}:{d.seq}", "ring",
+                                      d.call_id, d.agent_id, callback["to"], callback["from"]))
             else:
                 out.append(Connect(d.call_id, d.agent_id))
+                intents.append(Intent(f"connect:{d.call_id}:{d.agent_id}:{d.seq}", "connect",
+                                      d.call_id, d.agent_id))
+        if intents:
+            self.outbox.add(intents, wall_clock())
         return out
 
     def run(self, effects: Iterable[Effect]) -> None:
-        """Apply effects through Twilio's REST API; a failure times the offer out, so
-        the router moves the call on rather than leaving it stranded."""
-        for e in effects:
-            if self.public_url is None:
-                log.error("cannot connect calls: set IVR_PUBLIC_URL (the URL Twilio reaches)",
-                          extra={"call_id": e.call_id, "agent": e.agent_id})
-                continue
-            url = f"{self.public_url.rstrip('/')}/voice/connect?" + urlencode(
-                {"call": e.call_id, "agent": e.agent_id})
+        """After the routing transaction committed: have the recorded REST requests sent.
+        With a background sender (``ivr serve``) this only wakes it, so no REST call runs
+        inside a webhook; without one (tests, ``ivr call``) they are sent now."""
+        if not list(effects):
+            return
+        if self.background:
+            self._wake.set()
+        else:
+            self.deliver()
+
+    def deliver(self, pool: ThreadPoolExecutor | None = None) -> int:
+        """Send every due intent of the outbox (in ``pool`` when given); returns how many
+        were tried. A failure is retried with backoff; the last one hands the call back."""
+        intents = self.outbox.claim(wall_clock())
+        if pool is None:
+            for intent in intents:
+                self._send(intent)
+        else:
+            list(pool.map(self._send, intents))
+        return len(intents)
+
+    def sender_loop(self, stop: threading.Event, threads: int = 8) -> None:
+        """The background sender: woken by :meth:`run`, and every 0.25 s for retries."""
+        self.background = True
+        pruned_at = 0.0
+        with ThreadPoolExecutor(threads, thread_name_prefix="ivr-outbox") as pool:
+            while not stop.is_set():
+                self._wake.wait(0.25)
+                self._wake.clear()
+                try:
+                    while self.deliver(pool):
+                        pass
+                    if wall_clock() - pruned_at > 600:
+                        pruned_at = wall_clock()
+                        self.outbox.prune(pruned_at - KEEP_S)
+                except Exception:
+                    log.exception("outbox sender failed; will try again")
+
+    def _send(self, intent: Intent) -> None:
+        if self.public_url is None:
+            error = "cannot connect calls: set IVR_PUBLIC_URL (the URL Twilio reaches)"
+        else:
+            base = self.public_url.rstrip("/")
+            url = f"{base}/voice/connect?" + urlencode(
+                {"call": intent.call_id, "agent": intent.agent_id})
             try:
-                if isinstance(e, Connect):
-                    self.telephony.redirect(e.call_id, url)
+                if intent.kind == "connect":
+                    self.telephony.redirect(intent.call_id, url)
                 else:
-                    self.telephony.ring(e.to, e.from_, url,
-                                        f"{self.public_url.rstrip('/')}/voice/status?"
-                                        + urlencode({"callback_for": e.call_id,
-                                                     "agent": e.agent_id}))
-                log.info("agent reserved; connecting", extra={
-                    "call_id": e.call_id, "agent": e.agent_id,
-                    "how": "redirect" if isinstance(e, Connect) else "callback"})
+                    self.telephony.ring(intent.to, intent.from_, url, f"{base}/voice/status?"
+                                        + urlencode({"callback_for": intent.call_id,
+                                                     "agent": intent.agent_id}))
             except TelephonyError as exc:
-                log.error("could not connect the call to its agent", extra={
-                    "call_id": e.call_id, "agent": e.agent_id, "error": str(exc)})
+                error = str(exc)
+            else:
+                self.outbox.sent(intent.key)
+                log.info("agent reserved; connecting", extra={
+                    "call_id": intent.call_id, "agent": intent.agent_id, "how": intent.kind})
+                return
+        count("twilio_rest_failures")
+        final = self.outbox.failed(intent.key, error, wall_clock())
+        log.error("could not reach Twilio for the call's agent" + ("; giving up" if final
+                                                                   else "; will retry"),
+                  extra={"call_id": intent.call_id, "agent": intent.agent_id, "error": error,
+                         "try": intent.tries + 1})
+        if final:
+            count("twilio_rest_given_up")
+            self.run(self.telephony_failed(intent, self.clock()))
+
+    def telephony_failed(self, intent: Intent, now: dt.datetime) -> list[Effect]:
+        """Twilio could not be asked to connect the call: the offer is taken back with no
+        penalty for the agent, and the call keeps its place at the head of its queue."""
+        if intent.kind == "ring":
+            return self.callback_leg_ended(intent.call_id, intent.agent_id, "failed", now)
+        with self.state.update() as router:
+            call = router.calls.get(intent.call_id)
+            if call is None or call.state.value != "reserved" or \
+                    call.agent_id != intent.agent_id:
+                return []
+            return self._effects(router, router.release(intent.call_id, intent.agent_id,
+                                                        now.timestamp()))
 
     # ----------------------------------------------------------- questions
 

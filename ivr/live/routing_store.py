@@ -107,10 +107,14 @@ class SQLiteRoutingState:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # never leave a failed write open on this connection
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        conn.execute("COMMIT")
 
     def _load(self, conn: sqlite3.Connection) -> tuple[int, Router]:
         row = conn.execute("SELECT version FROM router_state WHERE id = 1").fetchone()

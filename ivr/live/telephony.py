@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.errors import IVRError
@@ -37,25 +37,27 @@ class TwilioTelephony:
     account_sid: str
     auth_token: str
     api_url: str | None = None
+    timeout_s: float = 3.0  # per request: a hung API never holds a sender for long
 
     def __post_init__(self) -> None:
-        self.client = Client(self.account_sid, self.auth_token)
+        self.client = Client(self.account_sid, self.auth_token,
+                             http_client=TwilioHttpClient(timeout=self.timeout_s))
         if self.api_url:
             self.client.api.base_url = self.api_url.rstrip("/")
 
     def redirect(self, call_sid: str, url: str) -> None:
         try:
             self.client.calls(call_sid).update(url=url, method="POST")
-        except TwilioException as exc:
-            raise TelephonyError(f"redirect of {call_sid} failed: {exc}") from exc
+        except Exception as exc:  # TwilioException, and requests' connection errors
+            raise TelephonyError(f"redirect of {call_sid} failed: {exc}"[:300]) from exc
 
     def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
         try:
             call = self.client.calls.create(to=to, from_=from_, url=url, method="POST",
                                             status_callback=status_callback,
                                             status_callback_method="POST")
-        except TwilioException as exc:
-            raise TelephonyError(f"callback call failed: {exc}") from exc
+        except Exception as exc:  # TwilioException, and requests' connection errors
+            raise TelephonyError(f"callback call failed: {exc}"[:300]) from exc
         return str(call.sid)
 
 

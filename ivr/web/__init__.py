@@ -9,14 +9,15 @@ import threading
 import time
 from typing import Any, Callable
 
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify
 
+from ivr.counters import snapshot
 from ivr.errors import FlowError
 from ivr.floor import FloorLog, MemoryFloorLog, SQLiteFloorLog
 from ivr.flows.registry import FlowRegistry
 from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
+from ivr.live.outbox import MemoryOutbox, Outbox, SQLiteOutbox
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
 from ivr.live.routing_store import MemoryRoutingState, RoutingState, SQLiteRoutingState
@@ -63,7 +64,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                                                   app.extensions["ivr.store"], routing_state,
                                                   clock)
 
-    from ivr.web import admin, agents, auth, desktop, queueing, reports, voice, wallboard
+    from ivr.web import (
+        admin,
+        agents,
+        auth,
+        desktop,
+        errors,
+        queueing,
+        reports,
+        safe,
+        voice,
+        wallboard,
+    )
 
     auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
     floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
@@ -74,12 +86,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(wallboard.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(safe.bp)
     app.register_blueprint(queueing.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(admin.bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    errors.register(app)
     if settings.reload_interval_s > 0 or settings.routing_tick_s > 0:
         app.before_request(_background(app, settings))
     return app
@@ -107,8 +119,10 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     else:
         log.warning("TWILIO_ACCOUNT_SID is not set: calls are routed, but reserved agents "
                     "cannot be connected until it is")
+    outbox: Outbox = (SQLiteOutbox(store.connection) if isinstance(store, SQLiteStore)
+                      else MemoryOutbox())
     return LiveRouting(state, telephony, settings.public_url,
-                       timezone=registry.default().spec.timezone)
+                       timezone=registry.default().spec.timezone, outbox=outbox, clock=clock)
 
 
 def _make_versions(store: Store) -> VersionStore:
@@ -119,7 +133,8 @@ def _make_versions(store: Store) -> VersionStore:
 def _make_store(settings: Settings) -> Store:
     if settings.store == "memory":
         return MemoryStore()
-    return SQLiteStore(settings.data_dir / "ivr.sqlite3")
+    return SQLiteStore(settings.data_dir / "ivr.sqlite3",
+                       busy_timeout_s=settings.store_busy_timeout_s)
 
 
 def _make_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:
@@ -135,29 +150,16 @@ def _make_floor_log(store: Store) -> FloorLog:
 
 
 def _healthz() -> Any:
+    """200 while the flows are loaded and the store takes writes; 503 otherwise, so a load
+    balancer moves traffic away (callers already here get the safe path)."""
     from flask import current_app
 
     try:
         current_app.extensions["ivr.store"].ping()
         flows = sorted(current_app.extensions["ivr.flows"].flows)
     except Exception as exc:  # a health check reports, it never raises
-        return jsonify(status="unavailable", error=str(exc)), 503
-    return jsonify(status="ok", flows=flows)
-
-
-def _http_error(exc: HTTPException) -> Response:
-    return Response(f"{exc.code} {exc.name}: {exc.description}\n", exc.code or 500,
-                    mimetype="text/plain")
-
-
-def _unexpected(exc: Exception) -> Any:
-    """Last line of defence: a caller on a voice webhook still hears a way to a human."""
-    log.exception("unhandled error", extra={"path": request.path})
-    if request.path.startswith("/voice/"):
-        from ivr.twiml import apology
-
-        return Response(apology(), 200, mimetype="text/xml")
-    return jsonify(error="internal error"), 500
+        return jsonify(status="unavailable", error=str(exc), counters=snapshot()), 503
+    return jsonify(status="ok", flows=flows, counters=snapshot())
 
 
 def _install_roster(state: RoutingState, roster: list[AgentSpec], now: float) -> None:
@@ -216,5 +218,8 @@ def _background(app: Flask, settings: Settings) -> Callable[[], None]:
                 every(settings.reload_interval_s, reload, "flow-reload")
             if settings.routing_tick_s > 0:
                 every(settings.routing_tick_s, tick, "routing-tick")
+                routing.background = True  # from now on webhooks only wake the sender
+                threading.Thread(target=routing.sender_loop, args=(threading.Event(),),
+                                 name="ivr-outbox", daemon=True).start()
 
     return ensure

@@ -8,22 +8,17 @@ from typing import Any, Callable
 from flask import Blueprint, jsonify, request
 
 from ivr.logs import redact
-from ivr.web.security import bearer_token_required
+from ivr.web.bodies import AgentBody, StateBody, parse_body
+from ivr.web.queueing import AGENT_ID
+from ivr.web.security import bearer_token_required, is_admin
 from ivr.web.voice import _now, _routing
 from routing import Agent, RoutingError
 
 bp = Blueprint("agents", __name__)
-PRESENCE = ("available", "break", "offline")
-AGENT_FIELDS = {"name", "skills", "languages", "capacity", "wrap_up_seconds", "contact"}
 
 
 def _error(message: str, status: int = 400) -> Any:
     return jsonify(error=message), status
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else {}
 
 
 def _apply(change: Callable[[Any], Any], error_status: int | None = None) -> Any:
@@ -50,34 +45,34 @@ def list_agents() -> Any:
 @bp.put("/agents/<agent_id>")
 @bearer_token_required("agent_token")
 def put_agent(agent_id: str) -> Any:
-    """Add an agent, or change their skills, languages, capacity or contact."""
-    body = _body()
-    unknown = set(body) - AGENT_FIELDS
-    if unknown:
-        return _error(f"unknown field(s): {', '.join(sorted(unknown))} "
-                      f"(allowed: {', '.join(sorted(AGENT_FIELDS))})")
-    contact = body.get("contact")
-    if contact is not None and not isinstance(contact, str):
-        return _error("contact: give 'client:<identity>', 'sip:...' or an E.164 number")
+    """Add an agent, or change their skills, languages, capacity or contact. A contact is
+    who gets dialled with the next caller: only an admin sets it."""
+    if not AGENT_ID.fullmatch(agent_id):
+        return _error("agent id: 1-64 printable characters", 422)
+    body = parse_body(AgentBody)
+    if body.contact is not None and not is_admin():
+        return _error("contact: only an admin (IVR_ADMIN_TOKEN) changes where an agent is "
+                      "dialled", 403)
     routing = _routing()
     now = _now().timestamp()
 
     def change(router: Any) -> Any:
         if agent_id in router.agents:
-            return router.update_agent(agent_id, now, skills=body.get("skills"),
-                                       languages=body.get("languages"),
-                                       capacity=body.get("capacity"))
+            decisions = router.update_agent(agent_id, now, skills=body.skills,
+                                            languages=body.languages, capacity=body.capacity)
+            if body.wrap_up_seconds is not None:
+                router.agents[agent_id].wrap_up_seconds = body.wrap_up_seconds
+            return decisions
         return router.add_agent(Agent(
-            id=agent_id, name=str(body.get("name", "")), skills=dict(body.get("skills") or {}),
-            languages=frozenset(body.get("languages") or ()),
-            capacity=int(body.get("capacity", 1)),
-            wrap_up_seconds=body.get("wrap_up_seconds")), now)
+            id=agent_id, name=body.name or "", skills=dict(body.skills or {}),
+            languages=frozenset(body.languages or ()), capacity=body.capacity or 1,
+            wrap_up_seconds=body.wrap_up_seconds), now)
 
     response = _apply(change, error_status=400)  # a bad field in the request body
     if isinstance(response, tuple):
         return response
-    if contact:
-        routing.state.set_contact(agent_id, contact)
+    if body.contact:
+        routing.state.set_contact(agent_id, body.contact)
     return response
 
 
@@ -85,9 +80,7 @@ def put_agent(agent_id: str) -> Any:
 @bearer_token_required("agent_token")
 def set_state(agent_id: str) -> Any:
     """Log in (available), take a break, or log out (offline)."""
-    state = _body().get("state")
-    if state not in PRESENCE:
-        return _error(f"state: must be one of {', '.join(PRESENCE)}")
+    state = parse_body(StateBody).state
     now = _now().timestamp()
     return _apply(lambda r: r.set_agent_state(agent_id, state, now))
 
@@ -111,12 +104,11 @@ def offers(agent_id: str) -> Any:
 
 
 def redact_caller(context: dict[str, Any]) -> dict[str, Any]:
-    """The agent sees everything the IVR learned; the raw numbers only redacted."""
-    out = dict(context)
-    for key in ("caller", "called"):
-        if key in out and isinstance(out[key], str):
-            out[key] = redact(out[key])
-    return out
+    """The agent sees everything the IVR learned, every phone number in it masked (an
+    admin may ask for them in clear with ``?unmasked=1``)."""
+    if request.args.get("unmasked") == "1" and is_admin():
+        return dict(context)
+    return redact(dict(context))  # type: ignore[no-any-return]
 
 
 @bp.post("/agents/<agent_id>/offers/<call_id>/<action>")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from ivr.floor import DISPOSITIONS, MAX_NOTES, FloorEvent, FloorLog, on_hold
+from ivr.floor import DISPOSITIONS, MAX_NOTES, FloorEvent, FloorLog, on_hold, pending_consult
 from ivr.flows.models import AskNode
 from ivr.live.routing import LiveRouting
 from ivr.logs import redact
@@ -110,8 +110,8 @@ def agent_view(floor: Floor, agent_id: str) -> dict[str, Any]:
                       and floor.calls[c]["agent_id"] == agent_id],
             "wrap_up": sorted(c for c, s in slots.items() if s == "wrap_up"),
             "wrap_until": agent.get("wrap_until", {}),
-            # a hold or transfer (floor event) changes the page of an agent with calls
-            "floor_events": floor.floor_events if slots else 0}
+            # a hold, transfer or consult (floor event) may change any agent's page
+            "floor_events": floor.floor_events}
 
 
 def enrich(view: dict[str, Any], agent_id: str, app: Any) -> dict[str, Any]:
@@ -124,19 +124,37 @@ def enrich(view: dict[str, Any], agent_id: str, app: Any) -> dict[str, Any]:
     calls = []
     for call in view["calls"]:
         events = floor_log.events(call_id=call["id"])
+        pending = pending_consult(events)
         calls.append({**call, "context": redact(call["context"]),
+                      "consult": pending.data if pending else None,
+                      "declined": bool(events) and events[-1].kind == "consult_end"
+                      and not events[-1].data.get("accepted"),
                       "expires_at": (call["offered_at"] or 0) + timeout
                       if call["state"] == "reserved" else None,
                       "on_hold": on_hold(events, agent_id),
                       "explain": explain_lines(routing, call["id"]),
                       "path": ivr_path(store, call["id"])})
     wrap = [{"id": c, "intents": flow_intents(app, store, c),
-             "intent": _original_intent(routing, floor_log, store, c),
+             "intent": _original_intent(floor_log, store, c),
              "until": view["wrap_until"].get(c)} for c in view["wrap_up"]]
-    return {**view, "calls": calls, "wrap_up": wrap,
+    consults = [{"call_id": e.call_id, "from_agent": e.agent_id, **e.data,
+                 "context": redact(_context_of(routing, e.call_id))}
+                for e in floor_log.events(since=view_time(app) - 3600)
+                if e.kind == "consult" and e.data.get("to_agent") == agent_id
+                and pending_consult(floor_log.events(call_id=e.call_id)) == e]
+    return {**view, "calls": calls, "wrap_up": wrap, "consults": consults,
             "break_reason": routing.state.meta(BREAK_REASON + agent_id)
             if view["agent"].get("presence") == "break" else None,
             "now": app.extensions["ivr.clock"]().timestamp()}
+
+
+def view_time(app: Any) -> float:
+    return float(app.extensions["ivr.clock"]().timestamp())
+
+
+def _context_of(routing: LiveRouting, call_id: str) -> dict[str, Any]:
+    return routing.state.query(  # type: ignore[no-any-return]
+        lambda r: dict(r.calls[call_id].context) if call_id in r.calls else {})
 
 
 def explain_lines(routing: LiveRouting, call_id: str) -> list[str]:
@@ -169,8 +187,8 @@ def flow_intents(app: Any, store: Any, call_id: str) -> list[str]:
                    for i in n.intents})
 
 
-def _original_intent(routing: LiveRouting, floor_log: FloorLog, store: Any,
-                     call_id: str) -> str | None:
+def _original_intent(floor_log: FloorLog, store: Any, call_id: str) -> str | None:
+    """The IVR's intent of the call (kept by its first transfer)."""
     for e in floor_log.events(call_id=call_id):
         if e.kind == "transfer" and e.data.get("original_intent"):
             return str(e.data["original_intent"])
@@ -310,51 +328,109 @@ def _apply(me: str, call_id: str, change: Callable[[Any], Any]) -> Any:
 def _transfer(me: str, call_id: str) -> Any:
     """Cold transfer: the call leaves this agent (who wraps up) and is offered to the
     named agent, or enters the chosen queue with the skills picked; its context goes
-    with it, with the transfer appended."""
-    body = _body()
+    with it, with the transfer appended. Warm (to a named agent): the agent stays on the
+    call until the other accepts the consult on their desktop, then the call moves."""
+    request = _transfer_request(_body(), me)
+    if isinstance(request, str):
+        return _error(request)
+    now = _now().timestamp()
+    if request["mode"] == "warm":
+        try:
+            _routing().state.query(lambda r: _connected(r, call_id, me))
+        except RoutingError as exc:
+            return _error(str(exc), 409)
+        if pending_consult(_floor_log().events(call_id=call_id)):
+            return _error(f"call {call_id} already waits for a consult", 409)
+        _floor_log().add(FloorEvent(call_id, me, now, "consult", request))
+        return _done()
+    return _move(me, call_id, request, now)
+
+
+def _transfer_request(body: dict[str, Any], me: str) -> dict[str, Any] | str:
+    """The checked transfer request, or what is wrong with it."""
     policy = _routing().state.query(lambda r: r.policy)
     reason, queue, target = body.get("reason"), body.get("queue"), body.get("agent")
+    mode = body.get("mode", "cold")
+    if mode not in ("cold", "warm"):
+        return "mode: cold or warm"
     if reason not in policy.floor.transfer_reasons:
-        return _error(f"reason: one of {', '.join(policy.floor.transfer_reasons)}")
+        return f"reason: one of {', '.join(policy.floor.transfer_reasons)}"
     if not queue and not target:
-        return _error("queue or agent: say where the call goes")
+        return "queue or agent: say where the call goes"
+    if mode == "warm" and not target:
+        return "agent: a warm transfer consults a named agent"
     if queue is not None and queue not in policy.queues:
-        return _error(f"queue: '{queue}' is not a queue of the routing policy")
+        return f"queue: '{queue}' is not a queue of the routing policy"
     skills = body.get("skills") or {}
     if not isinstance(skills, dict) or not all(
             isinstance(k, str) and k in policy.skills and isinstance(v, int) and 1 <= v <= 5
             for k, v in skills.items()):
-        return _error("skills: an object of policy skills to levels 1-5")
+        return "skills: an object of policy skills to levels 1-5"
     if target is not None and (not isinstance(target, str) or target == me):
-        return _error("agent: another agent's id")
-    now = _now().timestamp()
+        return "agent: another agent's id"
+    if target is not None and _routing().state.query(lambda r: target not in r.agents):
+        return f"agent: no agent '{target}'"
+    return {"mode": mode, "reason": reason, "to_queue": queue, "to_agent": target,
+            "skills": dict(skills)}
+
+
+def _move(me: str, call_id: str, request: dict[str, Any], now: float,
+          accepted_by: str | None = None) -> Any:
+    """Move the call from ``me`` to its target; ``accepted_by`` (a warm transfer's target,
+    who already agreed) takes it at once."""
     record: dict[str, Any] = {}
+    target, queue = request["to_agent"], request["to_queue"]
 
     def transfer(router: Any) -> Any:
         call = _connected(router, call_id, me)
-        if target is not None and target not in router.agents:
-            raise RoutingError(f"agent: no agent '{target}'")
         context = dict(call.context)
         original = context.get("original_intent") or context.get("intent")
-        record.update(reason=reason, from_queue=call.queue, to_queue=queue or call.queue,
-                      to_agent=target, skills=dict(skills), original_intent=original,
-                      mode="cold")
+        record.update(request, from_queue=call.queue, to_queue=queue or call.queue,
+                      original_intent=original)
         context["transfers"] = [*context.get("transfers", []), {"by": me, "at": now, **record}]
         if original is not None:
             context["original_intent"] = original
         decisions = router.complete(call_id, now)
-        leg = Call(id=call_id, queue=queue or call.queue, skills=dict(skills),
+        leg = Call(id=call_id, queue=queue or call.queue, skills=dict(request["skills"]),
                    language=call.language, priority=call.priority, context=context)
-        if target is not None:
-            return decisions + [router.offer_to(leg, target, now, note=f"transfer: {reason}")]
-        return decisions + [router.enqueue(leg, now)]
+        if target is None:
+            return decisions + [router.enqueue(leg, now)]
+        offered = router.offer_to(leg, target, now, note=f"transfer: {request['reason']}")
+        if accepted_by is not None:
+            router.accept(call_id, accepted_by, now)
+        return decisions + [offered]
 
     response = _apply(me, call_id, transfer)
     if not isinstance(response, tuple):  # done (an error is a (body, status) pair)
         _floor_log().add(FloorEvent(call_id, me, now, "transfer", record))
         log.info("transferred", extra={"call_id": call_id, "agent": me, **{
-            k: v for k, v in record.items() if k in ("reason", "to_queue", "to_agent")}})
+            k: v for k, v in record.items() if k in ("mode", "reason", "to_queue",
+                                                     "to_agent")}})
     return response
+
+
+@bp.post("/agent/consults/<call_id>/<action>")
+@require_role("agent")
+def consult(call_id: str, action: str) -> Any:
+    """The target of a warm transfer accepts (the call comes to them at once) or
+    declines (the first agent keeps it)."""
+    if action not in ("accept", "decline"):
+        return _error("action: accept or decline", 404)
+
+    def answer(me: str) -> Any:
+        pending = pending_consult(_floor_log().events(call_id=call_id))
+        if pending is None or pending.data.get("to_agent") != me:
+            return _error(f"no consult about call {call_id} waits for you", 409)
+        now = _now().timestamp()
+        if action == "decline":
+            _floor_log().add(FloorEvent(call_id, me, now, "consult_end", {"accepted": False}))
+            return _done()
+        response = _move(pending.agent_id, call_id, pending.data, now, accepted_by=me)
+        if not isinstance(response, tuple):
+            _floor_log().add(FloorEvent(call_id, me, now, "consult_end", {"accepted": True}))
+        return response
+
+    return _mine(answer)
 
 
 def _wrap_up(me: str, call_id: str) -> Any:
@@ -378,7 +454,7 @@ def _wrap_up(me: str, call_id: str) -> Any:
     if not in_wrap:
         return _error(f"call {call_id} is not in your wrap-up", 409)
     now = _now().timestamp()
-    original = _original_intent(_routing(), _floor_log(), store, call_id)
+    original = _original_intent(_floor_log(), store, call_id)
     _floor_log().add(FloorEvent(call_id, me, now, "disposition", {
         "disposition": disposition, "intent": original, "corrected_intent": corrected,
         "notes": notes}))
@@ -407,7 +483,7 @@ def token() -> Any:
         from twilio.jwt.access_token import AccessToken
         from twilio.jwt.access_token.grants import VoiceGrant
 
-        ttl = 3600
+        ttl = 600  # short-lived; the page refreshes it before it expires
         jwt = AccessToken(settings.account_sid, settings.twilio_api_key,
                           settings.twilio_api_secret, identity=me, ttl=ttl)
         jwt.add_grant(VoiceGrant(outgoing_application_sid=settings.twiml_app_sid,

@@ -58,16 +58,36 @@ def picture(router: Router, now: float, floor_events: int = 0) -> Floor:
     return Floor(now, agents, calls, queues, floor_events=floor_events)
 
 
+@dataclass(eq=False)
+class _Listener:
+    """One open stream: its view of the floor and the last one it was given."""
+
+    view: Callable[[Floor], Any]
+    key: str = ""
+    pending: Any = None
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def offer(self, floor: Floor) -> None:
+        """Hand the stream this floor's view if it differs from its last (and wake it)."""
+        cheap = self.view(floor)
+        key = json.dumps(cheap, default=str, sort_keys=True)
+        if key != self.key:
+            self.key, self.pending = key, cheap
+            self.wake.set()
+
+
 @dataclass
 class Hub:
-    """The per-process watcher and the streams waiting on it."""
+    """The per-process watcher and the streams waiting on it. The watcher computes each
+    stream's view and wakes only the streams whose view changed (an offer wakes one
+    desktop, not all of them)."""
 
     read: Callable[[float], Floor]  # the current Floor at a time
     interval: float = 0.2
     floor: Floor | None = None
     _fingerprint: str = ""
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _listeners: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _listeners: set[_Listener] = field(default_factory=set)
     _thread: threading.Thread | None = None
     _pid: int = 0
 
@@ -79,20 +99,22 @@ class Hub:
         return self.floor
 
     def refresh(self) -> bool:
-        """Read the state; True (and streams woken) if agents, calls or counters changed."""
+        """Read the state; True (and changed streams woken) if agents, calls, counters or
+        floor events changed."""
         floor = self.read(time.time())
         counters = {q: (s["offered"], s["answered"], s["abandoned"], s["waiting"])
                     for q, s in floor.queues.items()}
         fingerprint = json.dumps([floor.agents, floor.calls, counters, floor.floor_events],
                                  sort_keys=True, default=str)
-        with self._cond:
+        with self._lock:
             changed = fingerprint != self._fingerprint
             version = (self.floor.version if self.floor else 0) + int(changed)
             self.floor = Floor(floor.time, floor.agents, floor.calls, floor.queues, version,
                                floor.floor_events)
             if changed:
                 self._fingerprint = fingerprint
-                self._cond.notify_all()
+                for listener in self._listeners:
+                    listener.offer(self.floor)
         return changed
 
     def poke(self) -> None:
@@ -114,7 +136,7 @@ class Hub:
     def _watch(self) -> None:
         while True:
             time.sleep(self.interval)
-            if self._listeners <= 0:
+            if not self._listeners:
                 continue
             try:
                 self.refresh()
@@ -126,33 +148,27 @@ class Hub:
         """SSE lines: ``enrich(view(floor))`` whenever ``view(floor)`` changes (a cheap
         view decides; ``enrich`` adds what costs a query, only then), keep-alive comments
         in between."""
-        with self._cond:
-            self._listeners += 1
+        listener = _Listener(view)
+        floor = self.current()
+        with self._lock:
+            listener.offer(self.floor or floor)
+            self._listeners.add(listener)
         self._ensure_thread()
         try:
             yield "retry: 1000\n\n"
-            last, sent_at, seen = None, 0.0, -1
             started = time.monotonic()
             while time.monotonic() - started < STREAM_S:
-                floor = self.current() if seen < 0 else self.floor
-                assert floor is not None
-                seen = floor.version
-                cheap = view(floor)
-                key = json.dumps(cheap, default=str, sort_keys=True)
-                now = time.monotonic()
-                if key != last:
-                    last, sent_at = key, now
+                if listener.wake.wait(KEEPALIVE_S):
+                    with self._lock:
+                        listener.wake.clear()
+                        cheap = listener.pending
                     full = enrich(cheap) if enrich else cheap
                     yield f"event: {event}\ndata: {json.dumps(full, default=str)}\n\n"
-                elif now - sent_at >= KEEPALIVE_S:
-                    sent_at = now
+                else:
                     yield ": keep-alive\n\n"
-                with self._cond:
-                    if self.floor is not None and self.floor.version == seen:
-                        self._cond.wait(KEEPALIVE_S)
         finally:
-            with self._cond:
-                self._listeners -= 1
+            with self._lock:
+                self._listeners.discard(listener)
 
 
 def sse_headers() -> dict[str, str]:

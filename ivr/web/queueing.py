@@ -9,14 +9,18 @@ done and answers the same way).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import LegEnded, Session
 from ivr.engine.core import GENERAL_QUEUE
+from ivr.engine.trust import WHISPER, trust_level
 from ivr.live.routing import minutes_phrase
 from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
+from ivr.web.errors import BadRequest
+from ivr.web.safe import admit_waiting
 from ivr.web.security import twilio_signature_required
 from ivr.web.voice import (
     _advance,
@@ -28,11 +32,22 @@ from ivr.web.voice import (
     _run_effects,
     _store,
     _twiml,
+    number_param,
+    query_call_sid,
 )
 from routing import RoutingError
 
 log = logging.getLogger("ivr.routing")
+#: An agent id as the roster and the agent API accept it: printable, no slash, 1-64.
+AGENT_ID = re.compile(r"[^\x00-\x1f\x7f/]{1,64}")
 bp = Blueprint("queueing", __name__, url_prefix="/voice")
+
+
+def _agent_param() -> str:
+    agent = request.args.get("agent", "")
+    if not AGENT_ID.fullmatch(agent):
+        raise BadRequest("query parameter agent must be an agent id (1-64 printable characters)")
+    return agent
 
 
 def _locale(session: Session | None) -> str:
@@ -45,10 +60,12 @@ def _locale(session: Session | None) -> str:
 @twilio_signature_required
 def wait() -> Response:
     """Enqueue's wait URL: place in line, expected wait, a callback offer if it is long."""
-    raw = _param("QueuePosition")
-    position = int(raw) if raw is not None and raw.isdigit() else None
-    call_id = request.form.get("CallSid", "")
-    session = _store().get_session(call_id) if call_id else None
+    position = number_param("QueuePosition")
+    call_id = _call_sid()
+    session = _store().get_session(call_id)
+    route = (session.route or {}) if session else {}
+    admit_waiting(call_id, str(route.get("queue") or request.args.get("queue") or GENERAL_QUEUE),
+                  str(route.get("language") or "en"))
     estimate = _routing().estimated_wait(call_id, _now()) if session else None
     offer = None
     threshold = (session.route or {}).get("callback_after_seconds") if session else None
@@ -93,16 +110,14 @@ def requeue_doc(call_id: str) -> str:
 @twilio_signature_required
 def connect() -> Response:
     """The caller's leg, redirected here once an agent is reserved: dial the agent."""
-    call_id = request.args.get("call", "")
-    agent_id = request.args.get("agent", "")
+    call_id = query_call_sid()
+    agent_id = _agent_param()
     routing = _routing()
-
-    def reservation(router: Any) -> tuple[bool, bool, int]:
-        call = router.calls.get(call_id)
-        held = call is not None and call.agent_id == agent_id and call.state.value == "reserved"
-        return call is not None, held, int(router.policy.reservation.timeout_seconds)
-
-    known, held, timeout = routing.state.query(reservation)
+    known, timeout = routing.state.query(lambda router: (
+        call_id in router.calls, int(router.policy.reservation.timeout_seconds)))
+    # Reserved, or already accepted (even completed) by this agent through the API before
+    # Twilio fetched this URL: either way the caller is bridged to them.
+    held = routing.assignment(call_id, agent_id) is not None
     contact = routing.state.contact(agent_id)
     if not held or contact is None:
         log.warning("connect for a reservation that no longer holds", extra={
@@ -118,14 +133,17 @@ def connect() -> Response:
 @twilio_signature_required
 def whisper_webhook() -> Response:
     """The agent picked up: accept the reservation and tell them who is calling and why."""
-    call_id = request.args.get("call", "")
-    agent_id = request.args.get("agent", "")
+    call_id = query_call_sid()
+    agent_id = _agent_param()
     routing = _routing()
     if not routing.agent_answered(call_id, agent_id, _now()):
         return _twiml(hang_up("This call is no longer waiting for you."))
     context, queue = routing.state.query(
         lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
         if call_id in r.calls else ({}, ""))
+    if not queue:  # already completed through the API: what the IVR stored
+        route = _store().route_request(call_id) or {}
+        context, queue = dict(route.get("context") or {}), str(route.get("queue") or "")
     return _twiml(whisper(whisper_text(context, queue)))
 
 
@@ -137,8 +155,8 @@ def whisper_text(context: dict[str, Any], queue: str) -> str:
         name = f"{customer.get('first_name', '')} {customer.get('last_name', '')}".strip()
         tier = customer.get("tier")
         parts.append(f"{name}, {tier} customer." if tier else f"{name}.")
-    if context.get("verified") is True or context.get("identified_by"):
-        parts.append("Identity verified.")
+    parts.append(WHISPER[context.get("trust") if context.get("trust") in WHISPER
+                         else trust_level(context)])
     if context.get("intent"):  # the caller's purpose (an ask's answer stored as `intent`)
         parts.append(f"Reason: {str(context['intent']).replace('_', ' ')}.")
     elif context.get("escaped_to_agent"):
@@ -156,8 +174,8 @@ def whisper_text(context: dict[str, Any], queue: str) -> str:
 def agent_done() -> Response:
     """The Dial to the agent ended: talk over (wrap-up, then the flow's next node, such as
     the survey), or no answer (the call goes to the next best agent)."""
-    call_id = request.args.get("call", "")
-    agent_id = request.args.get("agent", "")
+    call_id = query_call_sid()
+    agent_id = _agent_param()
     status = (_param("DialCallStatus") or "failed").lower()
     leg = _call_sid()
     now = _now()

@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ivr.errors import IVRError
+from ivr.flows.models import E164
 from ivr.twiml import DEFAULT_HOLD_MUSIC
+
+#: Shortest admin or agent bearer token a server starts with.
+MIN_TOKEN_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class Settings:
     twiml_app_sid: str | None = None
     secret_key: str | None = None  # signs session cookies; else kept in data_dir
     session_hours: float = 12.0  # a signed-in session expires after this long
+    #: Dialled when even the safe path's queue fails (``IVR_FALLBACK_NUMBER``, E.164).
+    fallback_number: str | None = None
+    #: Host names a request may carry when no public URL is set (``IVR_ALLOWED_HOSTS``).
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    #: How long a webhook waits for the store's write lock before the safe path.
+    store_busy_timeout_s: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -61,9 +71,13 @@ class Settings:
                           ("IVR_SECRET_KEY", "secret_key"),
                           ("TWILIO_API_KEY", "twilio_api_key"),
                           ("TWILIO_API_SECRET", "twilio_api_secret"),
-                          ("TWILIO_TWIML_APP_SID", "twiml_app_sid")):
+                          ("TWILIO_TWIML_APP_SID", "twiml_app_sid"),
+                          ("IVR_FALLBACK_NUMBER", "fallback_number")):
             if env.get(var):
                 values[name] = env[var]
+        if env.get("IVR_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = tuple(
+                h.strip().lower() for h in env["IVR_ALLOWED_HOSTS"].split(",") if h.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
@@ -75,8 +89,21 @@ class Settings:
         if settings.public_url is not None and not settings.public_url.startswith(
                 ("http://", "https://")):
             raise IVRError(f"IVR_PUBLIC_URL: '{settings.public_url}' must start with https://")
+        if settings.fallback_number is not None and not E164.match(settings.fallback_number):
+            raise IVRError(f"IVR_FALLBACK_NUMBER: '{settings.fallback_number}' is not an "
+                           "E.164 number such as +14155550100")
         return replace(settings, flows_dir=Path(settings.flows_dir),
                        data_dir=Path(settings.data_dir))
+
+
+def check_tokens(settings: Settings) -> None:
+    """Refuse (IVRError) an admin or agent token too short to resist guessing."""
+    for var, token in (("IVR_ADMIN_TOKEN", settings.admin_token),
+                       ("IVR_AGENT_TOKEN", settings.agent_token)):
+        if token is not None and len(token) < MIN_TOKEN_LENGTH:
+            raise IVRError(
+                f"{var} is {len(token)} characters; use at least {MIN_TOKEN_LENGTH}, e.g. "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"')
 
 
 def _flag(name: str, value: str) -> bool:

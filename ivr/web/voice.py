@@ -32,21 +32,19 @@ from ivr.flows.registry import FlowRegistry
 from ivr.live.calls_store import Store
 from ivr.live.routing import Effect, LiveRouting
 from ivr.twiml import Links, apology, empty, hang_up, render
+from ivr.web.errors import BadRequest
 from ivr.web.security import twilio_signature_required
 from routing import RoutingError
 
 log = logging.getLogger("ivr.voice")
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-DIGITS = re.compile(r"^[0-9*#]{0,64}$")
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+DIGITS = re.compile(r"[0-9*#]{0,64}")
+NUMBER = re.compile(r"[0-9]{1,6}")
 EVENTS = ("gather", "noinput", "record", "dial", "queue")
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 MAX_PARAM = 2000
-
-
-class BadRequest(Exception):
-    """A webhook parameter is missing or malformed; the message names it."""
 
 
 def _twiml(body: str) -> Response:
@@ -67,7 +65,10 @@ def _now() -> dt.datetime:
 
 
 def _param(name: str, required: bool = False) -> str | None:
-    value = request.form.get(name)
+    values = request.form.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"form parameter {name} is given {len(values)} times; send it once")
+    value = values[0] if values else None
     if value is None or value == "":
         if required:
             raise BadRequest(f"missing form parameter {name}")
@@ -77,18 +78,30 @@ def _param(name: str, required: bool = False) -> str | None:
     return value
 
 
+def number_param(name: str) -> int | None:
+    """A small non-negative integer parameter in ASCII digits (None when absent)."""
+    raw = _param(name)
+    if raw is None:
+        return None
+    if not NUMBER.fullmatch(raw):
+        raise BadRequest(f"form parameter {name} must be a whole number 0-999999")
+    return int(raw)
+
+
 def _call_sid() -> str:
     sid = _param("CallSid", required=True)
     assert sid is not None
-    if not CALL_SID.match(sid):
+    if not CALL_SID.fullmatch(sid):
         raise BadRequest("CallSid must look like CA followed by 32 hex digits")
     return sid
 
 
-@bp.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest) -> Response:
-    log.warning("bad webhook request", extra={"path": request.path, "error": str(exc)})
-    return Response(f"Bad Request: {exc}\n", 400, mimetype="text/plain")
+def query_call_sid(name: str = "call") -> str:
+    """A CallSid given in the query string (the URLs the app itself issued)."""
+    sid = request.args.get(name, "")
+    if not CALL_SID.fullmatch(sid):
+        raise BadRequest(f"query parameter {name} must be CA followed by 32 hex digits")
+    return sid
 
 
 @bp.post("/incoming")
@@ -210,7 +223,7 @@ def _seed(flow: Flow, call_id: str, now: dt.datetime, turn: int, **data: str) ->
 
 def _turn() -> int:
     raw = request.args.get("turn", "")
-    if not raw.isdigit() or len(raw) > 6:
+    if not NUMBER.fullmatch(raw):
         raise BadRequest("query parameter turn must be a non-negative integer")
     return int(raw)
 
@@ -220,15 +233,14 @@ def _event(kind: str) -> Event:
         raise BadRequest(f"query parameter ev must be one of {', '.join(EVENTS)}")
     if kind in ("gather", "noinput"):
         digits = _param("Digits")
-        if digits is not None and not DIGITS.match(digits):
+        if digits is not None and not DIGITS.fullmatch(digits):
             raise BadRequest("Digits must be keypad keys 0-9, * or #")
-        speech = request.form.get("SpeechResult") or None
+        speech = _param("SpeechResult")
         return CallerInput(digits=digits, speech=speech[:500] if speech else None,
                            confidence=_confidence(_param("Confidence")))
     if kind == "record":
-        duration = _param("RecordingDuration") or "0"
         return RecordingDone(url=_param("RecordingUrl"),
-                             duration_seconds=int(duration) if duration.isdigit() else 0)
+                             duration_seconds=number_param("RecordingDuration") or 0)
     if kind == "dial":
         return LegEnded(_param("DialCallStatus") or "failed")
     return LegEnded(_param("QueueResult") or "hangup")
@@ -250,8 +262,9 @@ def status() -> Response:
     call_status = (_param("CallStatus") or "").lower()
     if call_status not in FINAL_STATUSES:
         return Response(status=204)
-    ringing_back = request.args.get("callback_for")
-    if ringing_back:  # the leg that rang a caller back, not the caller's own call
+    if request.args.get("callback_for") is not None:
+        # the leg that rang a caller back, not the caller's own call
+        ringing_back = query_call_sid("callback_for")
         _run_effects(_routing().callback_leg_ended(
             ringing_back, request.args.get("agent", ""), call_status, _now()))
         return Response(status=204)

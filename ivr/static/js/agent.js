@@ -108,9 +108,15 @@
     return [el("label", { for: id }, label), s];
   }
 
-  function transferForm(call, err) {
+  function transferForm(call) {
     const id = (n) => "t-" + n + "-" + call.id;
-    const form = el("fieldset", {}, el("legend", {}, "Transfer (cold)"));
+    const err = el("p", { class: "error", role: "alert" });
+    const form = el("fieldset", {}, el("legend", {}, "Transfer"));
+    const cold = el("input", { type: "radio", name: id("mode"), id: id("cold"), value: "cold", checked: "" });
+    const warm = el("input", { type: "radio", name: id("mode"), id: id("warm"), value: "warm" });
+    form.append(el("div", { class: "row" },
+      el("span", {}, cold, el("label", { for: id("cold"), style: "display:inline" }, " Cold transfer")),
+      el("span", {}, warm, el("label", { for: id("warm"), style: "display:inline" }, " Warm transfer (named agent accepts first)"))));
     const [ql, qs] = select(id("queue"), "Transfer to queue", Object.keys(cfg.queues).map((q) => [q, q]), "(the agent's queue)");
     const [al, as] = select(id("agent"), "Transfer to agent", Object.entries(cfg.agents), "(any agent of the queue)");
     const [rl, rs] = select(id("reason"), "Transfer reason", cfg.transfer_reasons.map((r) => [r, r.replace(/_/g, " ")]));
@@ -129,19 +135,24 @@
         const v = parseInt($(id("skill-" + skill)).value, 10);
         if (v > 0) { skills[skill] = v; }
       }
-      const body = { reason: rs.value, skills: skills };
+      const body = { reason: rs.value, skills: skills, mode: warm.checked ? "warm" : "cold" };
       if (qs.value) { body.queue = qs.value; }
       if (as.value) { body.agent = as.value; }
       if (!body.queue && !body.agent) { body.queue = call.queue; }
       act("/agent/calls/" + call.id + "/transfer", body, err);
     } }, "Transfer");
-    form.append(ql, qs, al, as, el("p", { class: "hint" }, "Skills the next agent needs (0 = not needed):"), levels, rl, rs, button);
+    form.append(ql, qs, al, as, el("p", { class: "hint" }, "Skills the next agent needs (0 = not needed):"), levels, rl, rs, button, err);
     return form;
   }
 
-  function callCard(call) {
+  function callCard(call, keptForm) {
     const card = el("section", { class: "card", "aria-label": "Call " + call.id, "data-call": call.id });
     card.append(el("h2", {}, "On call · " + call.queue + (call.on_hold ? " · on hold" : "")));
+    if (call.consult) {
+      card.append(el("p", { role: "status" }, "Warm transfer: waiting for " + call.consult.to_agent + " to accept"));
+    } else if (call.declined) {
+      card.append(el("p", { role: "status", class: "error" }, "The warm transfer was declined: the call stays with you"));
+    }
     card.append(el("p", {}, "Talking for ", el("span", { "data-since": call.answered_at }, "–")));
     card.append(contextList(call));
     const err = el("p", { class: "error", role: "alert" });
@@ -162,7 +173,7 @@
       if (activeCall) { activeCall.disconnect(); }
       act("/agent/calls/" + call.id + "/complete", {}, err);
     } }, "End call"));
-    card.append(row, err, transferForm(call, err), explain(call));
+    card.append(row, err, keptForm || transferForm(call), explain(call));
     return card;
   }
 
@@ -183,22 +194,50 @@
     return card;
   }
 
+  function consultCard(c) {
+    const card = el("section", { class: "card", "aria-label": "Consult " + c.call_id, "data-consult": c.call_id });
+    card.append(el("h2", {}, "Warm transfer from " + c.from_agent + " (" + c.reason.replace(/_/g, " ") + ")"));
+    card.append(contextList({ queue: c.to_queue || "(same queue)", priority: "-", context: c.context, path: [] }));
+    const err = el("p", { class: "error", role: "alert" });
+    card.append(el("div", { class: "row" },
+      el("button", { type: "button", onclick: () => act("/agent/consults/" + c.call_id + "/accept", {}, err) }, "Accept transfer"),
+      el("button", { type: "button", class: "secondary", onclick: () => act("/agent/consults/" + c.call_id + "/decline", {}, err) }, "Decline")), err);
+    return card;
+  }
+
+  function showConsults() {
+    const box = $("calls");
+    const wanted = new Set((view.consults || []).map((c) => c.call_id));
+    for (const card of box.querySelectorAll("[data-consult]")) {
+      if (!wanted.has(card.dataset.consult)) { card.remove(); }
+    }
+    for (const c of view.consults || []) {
+      if (!box.querySelector('[data-consult="' + c.call_id + '"]')) { box.prepend(consultCard(c)); }
+    }
+  }
+
   function showCalls() {
     const box = $("calls");
     const live = new Set();
     for (const call of view.calls) {
-      const key = call.id + ":" + call.state + ":" + call.on_hold + ":" + (call.explain || []).length;
+      const key = [call.id, call.state, call.on_hold, !!call.consult, call.declined].join(":");
       live.add(call.id);
-      if (rendered[call.id] === key) { continue; }
-      rendered[call.id] = key;
       const old = box.querySelector('[data-call="' + call.id + '"]');
-      const card = call.state === "reserved" ? offerCard(call) : callCard(call);
+      if (rendered[call.id] === key) {  // only the explanation may have grown
+        const pre = old && old.querySelector("details pre");
+        if (pre) { pre.textContent = (call.explain || []).join("\n"); }
+        continue;
+      }
+      rendered[call.id] = key;
+      // a connected call keeps its transfer form (and what the agent picked in it)
+      const kept = old && call.state !== "reserved" ? old.querySelector("fieldset") : null;
+      const card = call.state === "reserved" ? offerCard(call) : callCard(call, kept);
       if (old) { old.replaceWith(card); } else { box.append(card); }
     }
     for (const card of box.querySelectorAll("[data-call]")) {
       if (!live.has(card.dataset.call)) { delete rendered[card.dataset.call]; card.remove(); }
     }
-    $("no-calls").hidden = view.calls.length > 0 || view.wrap_up.length > 0;
+    $("no-calls").hidden = view.calls.length > 0 || view.wrap_up.length > 0 || (view.consults || []).length > 0;
     const wraps = $("wrapups");
     const wanted = new Set(view.wrap_up.map((w) => w.id));
     for (const card of wraps.querySelectorAll("[data-wrap]")) {
@@ -227,6 +266,7 @@
     skew = data.now - Date.now() / 1000;
     showPresence();
     showCalls();
+    showConsults();
     tick();
     document.body.dataset.updated = String(data.now);
   }
