@@ -257,7 +257,9 @@ def _simulate(args: argparse.Namespace) -> int:
         _make_out(args.out)
         sc = _load(args)
         progress = _Progress("simulating", enabled=not args.quiet and not args.json)
-        result = run_scenario(sc, workers=args.workers, progress=progress)
+        result = run_scenario(
+            sc, workers=args.workers, progress=progress, by_intent=len(sc.intent_list) > 1
+        )
     except SimulationError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -273,7 +275,7 @@ def _simulate(args: argparse.Namespace) -> int:
             try:
                 from simulation.charts import write_charts
 
-                write_charts(result, out)
+                write_charts(result, out, target=args.service_level)
             except ImportError:
                 sys.stderr.write("note: matplotlib is not installed; charts skipped\n")
     if args.json:
@@ -315,6 +317,9 @@ def cmd_staff(args: argparse.Namespace) -> int:
         "iterations": plan.iterations,
         "agent_hours": plan.agent_hours,
         "cost": plan.cost,
+        "intervals_meeting_targets": plan.cells_meeting_targets[0],
+        "intervals_with_calls": plan.cells_meeting_targets[1],
+        "notes": plan.notes,
         "rows": rows,
     }
     if args.out:
@@ -327,29 +332,41 @@ def cmd_staff(args: argparse.Namespace) -> int:
         (out / "staffing.json").write_text(
             json.dumps(_clean(doc), indent=2) + "\n", encoding="utf-8"
         )
-        staffed = plan.staffed_scenario().model_dump(mode="json", exclude_none=True)
+        staffed = plan.staffed_scenario(out).model_dump(mode="json", exclude_none=True)
         (out / "staffed_scenario.yaml").write_text(
             yaml.safe_dump(staffed, sort_keys=False), encoding="utf-8"
         )
+        try:
+            from simulation.charts import write_staffing_chart
+
+            write_staffing_chart(plan, out / "staffing.png")
+        except ImportError:
+            sys.stderr.write("note: matplotlib is not installed; staffing.png skipped\n")
     if args.json:
         sys.stdout.write(json.dumps(_clean(doc), indent=2) + "\n")
         return 0 if plan.converged else 1
     o = sys.stdout
+    erlang = "Erlang A" if sc.patience is not None else "Erlang C"
     o.write(
-        f"{'interval':<9}{'group':<14}{'calls/h':>9}{'Erlang':>8}{'agents':>8}{'SL':>8}{'aband.':>8}\n"
+        f"{'interval':<9}{'group':<14}{'calls/h':>8}{'load (Erl)':>11}{erlang + ' agents':>16}"
+        f"{'simulated agents':>18}{'SL':>8}{'abandon':>9}\n"
     )
     for r in rows:
         s = float(r["interval_start_seconds"])
         o.write(
             f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}    {str(r['group'])[:13]:<14}"
-            f"{float(r['calls_per_hour']):>9.0f}{r['erlang_agents']:>8}{r['agents']:>8}"
-            f"{_fmt('sl', float(r['service_level'])):>8}{_fmt('ab', float(r['abandon_rate'])):>8}\n"
+            f"{float(r['calls_per_hour']):>8.0f}{float(r['offered_load_erlangs']):>11.1f}"
+            f"{r['erlang_agents']:>16}{r['agents']:>18}"
+            f"{_fmt('sl', float(r['service_level'])):>8}{_fmt('ab', float(r['abandon_rate'])):>9}\n"
         )
+    met, busy = plan.cells_meeting_targets
     o.write(
-        f"agent hours {plan.agent_hours:,.1f}, cost {plan.cost:,.2f}; "
-        f"{'converged' if plan.converged else 'NOT converged'} "
+        f"overall: {plan.agent_hours:,.1f} agent-hours, cost {plan.cost:,.2f}; {met} of {busy} "
+        f"intervals meet the targets; {'converged' if plan.converged else 'NOT converged'} "
         f"after {plan.iterations} simulation(s)\n"
     )
+    for note in plan.notes:
+        o.write(f"note: {note}\n")
     return 0 if plan.converged else 1
 
 
@@ -429,6 +446,10 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     _add_run_flags(p)
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    p.add_argument(
+        "--service-level", type=probability, default=0.8,
+        help="service-level target drawn on service_level.png (0 to 1; default 0.8)",
+    )
     p.add_argument("--schema", action="store_true", help="print the scenario JSON Schema and exit")
     p.set_defaults(func=cmd_simulate)
 

@@ -15,8 +15,10 @@ Two stages:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +63,21 @@ class StaffingPlan:
     iterations: int = 0
     converged: bool = False
     result: RunResult | None = field(default=None, repr=False)
+    offered_erlangs: np.ndarray | None = None  # (group, interval) offered load, Erlangs
+    notes: list[str] = field(default_factory=list)  # what was changed, and why
+
+    @property
+    def cells_meeting_targets(self) -> tuple[int, int]:
+        """(intervals where every group with calls met the targets, intervals with calls)."""
+        t = self.targets
+        has_calls = ~np.isnan(self.service_level)
+        with np.errstate(invalid="ignore"):
+            ok = ~has_calls | (
+                (self.service_level >= t.service_level)
+                & ((self.abandon_rate <= t.max_abandon) if t.max_abandon is not None else True)
+            )
+        busy = has_calls.any(axis=0)
+        return int((ok.all(axis=0) & busy).sum()), int(busy.sum())
 
     @property
     def cost_per_hour(self) -> list[float]:
@@ -88,6 +105,10 @@ class StaffingPlan:
                         "interval_start_seconds": j * self.interval_seconds,
                         "group": name,
                         "calls_per_hour": float(self.offered_per_hour[g, j]),
+                        "offered_load_erlangs": float(
+                            self.offered_erlangs[g, j] if self.offered_erlangs is not None
+                            else math.nan
+                        ),
                         "erlang_agents": int(self.analytic[g, j]),
                         "agents": int(self.counts[g, j]),
                         "service_level": float(self.service_level[g, j]),
@@ -102,20 +123,24 @@ class StaffingPlan:
                 )
         return out
 
-    def staffed_scenario(self) -> Scenario:
-        """The scenario with these head counts as ``counts_per_interval`` (file paths made
-        absolute, so that it can be saved anywhere)."""
+    def staffed_scenario(self, folder: str | os.PathLike[str] | None = None) -> Scenario:
+        """The scenario with these head counts as ``counts_per_interval``; file paths are
+        made relative to ``folder`` (where it will be saved), absolute without one."""
+
+        def where(path: str) -> str:
+            full = sc.resolve(path).resolve()
+            return os.path.relpath(full, Path(folder).resolve()) if folder else str(full)
+
         sc = with_counts(self.scenario, self.counts)
         update: dict = {}
         if sc.routing_policy is not None:
-            update["routing_policy"] = str(sc.resolve(sc.routing_policy).resolve())
+            update["routing_policy"] = where(sc.routing_policy)
         if sc.arrivals.replay is not None:
-            replay = str(sc.resolve(sc.arrivals.replay).resolve())
-            update["arrivals"] = sc.arrivals.model_copy(update={"replay": replay})
-        if sc.flow is not None:
-            update["flow"] = sc.flow.model_copy(
-                update={"path": str(sc.resolve(sc.flow.path).resolve())}
+            update["arrivals"] = sc.arrivals.model_copy(
+                update={"replay": where(sc.arrivals.replay)}
             )
+        if sc.flow is not None:
+            update["flow"] = sc.flow.model_copy(update={"path": where(sc.flow.path)})
         return sc.model_copy(update=update) if update else sc
 
 
@@ -217,12 +242,21 @@ def offered_per_interval(scenario: Scenario) -> tuple[list, np.ndarray, np.ndarr
 
 def analytic_staffing(scenario: Scenario, targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     """(Erlang head count per (group, interval), expected calls per hour per (group, interval))."""
+    counts, calls, _ = _analytic(scenario, targets)
+    return counts, calls
+
+
+def _analytic(
+    scenario: Scenario, targets: Targets
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Erlang head count, calls per hour and offered load (Erlangs) per (group, interval)."""
     intents, rates, aht = offered_per_interval(scenario)
     homes = home_groups(scenario, intents)
     n_g, n_j = len(scenario.agents), rates.shape[1]
     speed = scenario.proficiency_speed
     counts = np.zeros((n_g, n_j), dtype=np.int64)
     load = np.zeros((n_g, n_j))
+    erlangs = np.zeros((n_g, n_j))
     patience = scenario.patience.mean if scenario.patience is not None else None
     for g in range(n_g):
         mine = [k for k in range(len(intents)) if homes[k] == g]
@@ -245,6 +279,7 @@ def analytic_staffing(scenario: Scenario, targets: Targets) -> tuple[np.ndarray,
             if total <= 0:
                 continue
             mean_aht = float(np.dot(lam, eff) / total)
+            erlangs[g, j] = total * mean_aht / 3600.0
             counts[g, j] = agents_for_targets(
                 total,
                 mean_aht,
@@ -253,7 +288,7 @@ def analytic_staffing(scenario: Scenario, targets: Targets) -> tuple[np.ndarray,
                 max_abandon=targets.max_abandon if patience is not None else None,
                 patience_seconds=patience,
             )
-    return counts, load
+    return counts, load, erlangs
 
 
 def _measure(result: RunResult, homes: list[int], n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -282,6 +317,13 @@ def find_staffing(
 ) -> StaffingPlan:
     """Erlang start, then simulate-and-correct until every (group, interval) meets the targets."""
     # staffing answers "how many per interval"; fitting shifts to it is a later step
+    notes = [
+        f"group {scenario.group_name(k)!r}: its shift {_hhmm(g.shift.start_hour)}-"
+        f"{_hhmm(g.shift.end_hour)} was ignored: staffing finds the head count each interval "
+        "needs, at any hour; fit shifts to staffing.csv afterwards"
+        for k, g in enumerate(scenario.agents)
+        if g.shift.start_hour > 0 or g.shift.end_hour < scenario.duration_hours
+    ]
     free_groups = [
         g.model_copy(
             update={"shift": g.shift.model_copy(update={"start_hour": 0.0, "end_hour": math.inf})}
@@ -291,9 +333,16 @@ def find_staffing(
     scenario = scenario.model_copy(
         update={"service_level_seconds": targets.within_seconds, "agents": free_groups}
     )
-    analytic, load = analytic_staffing(scenario, targets)
+    analytic, load, erlangs = _analytic(scenario, targets)
     intents, _, _ = offered_per_interval(scenario)
     homes = home_groups(scenario, intents)
+    for k in range(len(scenario.agents)):
+        if k not in homes:
+            notes.append(
+                f"group {scenario.group_name(k)!r} is staffed at 0: every intent it can take "
+                "has a more specialised group, which is staffed instead (blended agents only "
+                "help there once those are busy)"
+            )
     counts = analytic.copy()
     fail_at = np.full(counts.shape, -1, dtype=np.int64)
     sl = ab = np.full(counts.shape, math.nan)
@@ -337,4 +386,12 @@ def find_staffing(
         iterations=it,
         converged=converged,
         result=result,
+        offered_erlangs=erlangs,
+        notes=notes,
     )
+
+
+def _hhmm(hours: float) -> str:
+    if not math.isfinite(hours):
+        return "end"
+    return f"{int(hours):02d}:{round(hours % 1 * 60):02d}"

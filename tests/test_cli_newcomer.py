@@ -297,7 +297,7 @@ def test_the_agent_hears_the_callers_purpose_never_a_language_choice():
     r = run_cli("call", "flows/bank.yaml", "--at", "2026-11-23T10:00:00-05:00",
                 stdin="1\nagent\n")  # an unknown caller picks English, then asks for a person
     assert r.returncode == 0, r.stderr
-    assert "[agent hears] general call. Reason: asked for an agent." in r.stdout
+    assert "Reason: asked for an agent." in r.stdout
     assert "Reason: english" not in r.stdout and '"intent"' not in r.stdout
 
 

@@ -125,7 +125,7 @@ def test_staff_finds_a_table_that_meets_the_targets(scenario: Path, tmp_path: Pa
     )
     assert code == 0
     text = capsys.readouterr().out
-    assert "agent hours" in text and "converged" in text
+    assert "agent-hours" in text and "4 of 4 intervals meet the targets; converged" in text
     doc = json.loads((out / "staffing.json").read_text())
     rows = doc["rows"]
     assert [r["agents"] for r in rows][1] > [r["agents"] for r in rows][
@@ -146,3 +146,61 @@ def test_erlang_table_and_json(capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["model"].startswith("Erlang C") and [r["agents"] for r in doc["rows"]] == [55, 60]
     assert doc["rows"][0]["p_wait"] == pytest.approx(0.3845, abs=1e-3)
+
+
+MULTI = """\
+arrivals: {rates_per_hour: [120, 240], interval_minutes: 30}
+duration_hours: 1
+handle_time: {distribution: exponential, mean_seconds: 120}
+patience: {distribution: exponential, mean_seconds: 120}
+intents:
+  - {name: billing, share: 0.6}
+  - {name: tech, share: 0.4}
+agents:
+  - {name: billing_team, count: 4, skills: {billing: 3}}
+  - {name: tech_team, count: 3, skills: {tech: 3}, shift: {start_hour: 0.5, end_hour: 1}}
+  - {name: blended, count: 2, skills: {billing: 3, tech: 3}}
+routing_policy: ../policies/contact_center.yaml
+replications: 2
+seed: 3
+"""
+
+
+def test_staff_says_what_it_changed_names_its_columns_and_writes_relative_paths(
+    tmp_path: Path, capsys
+) -> None:
+    pytest.importorskip("matplotlib")
+    import yaml
+    from conftest import ROOT
+
+    here = tmp_path / "plans"
+    here.mkdir()
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "contact_center.yaml").write_bytes(
+        (ROOT / "scenarios" / "policies" / "contact_center.yaml").read_bytes()
+    )
+    path = here / "multi.yaml"
+    path.write_text(MULTI, encoding="utf-8")
+    out = tmp_path / "out" / "staff"
+    code = run(["staff", str(path), "--out", str(out), "--workers", "1", "--quiet",
+                "--max-iterations", "2"])
+    text = capsys.readouterr().out
+    assert code in (0, 1)
+    head = text.splitlines()[0].split()
+    assert head == ["interval", "group", "calls/h", "load", "(Erl)", "Erlang", "A", "agents",
+                    "simulated", "agents", "SL", "abandon"]
+    overall = next(line for line in text.splitlines() if line.startswith("overall: "))
+    assert " agent-hours, cost " in overall and " intervals meet the targets; " in overall
+    assert ("note: group 'tech_team': its shift 00:30-01:00 was ignored: staffing finds the "
+            "head count each interval needs") in text
+    assert "note: group 'blended' is staffed at 0: every intent it can take has a more " \
+        "specialised group" in text
+    staffed = yaml.safe_load((out / "staffed_scenario.yaml").read_text())
+    assert staffed["routing_policy"] == "../../policies/contact_center.yaml"
+    assert (out / "staffing.png").stat().st_size > 10_000
+    doc = json.loads((out / "staffing.json").read_text())
+    assert doc["rows"][0]["offered_load_erlangs"] == pytest.approx(
+        doc["rows"][0]["calls_per_hour"] * 120 / 3600, rel=0.01)
+    assert len(doc["notes"]) == 2
+    # the staffed scenario runs from where it was written
+    assert run(["simulate", str(out / "staffed_scenario.yaml"), "--json", "--workers", "1"]) == 0

@@ -1,13 +1,15 @@
 """A flow as a graph: each node's outgoing targets, the networkx graph, and drawings
-of it (Graphviz DOT, Mermaid, and a self-contained SVG that needs no Graphviz)."""
+of it (Graphviz DOT, Mermaid, and an SVG laid out by Graphviz ``dot``)."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from typing import Any, Callable, Iterable, Mapping
+import shutil
+import subprocess
+from typing import Any, Callable, Mapping
 
 import networkx as nx
 
+from ivr.errors import IVRError
 from ivr.flows.models import (
     TERMINAL,
     AskNode,
@@ -87,7 +89,16 @@ def _edge_label(node: Node, field: str) -> str:
     return "" if field == "next" else field
 
 
+def _display_id(node_id: str) -> str:
+    """A node id for people: the loader's built-in human node reads "agent (escape)"."""
+    if node_id.startswith("__") and node_id.endswith("__"):
+        inner = node_id.strip("_").replace("_", " ")
+        return f"{inner} (escape)" if inner == "agent" else inner
+    return node_id
+
+
 def _node_label(node_id: str, node: Node) -> str:
+    node_id = _display_id(node_id)
     if isinstance(node, RouteNode):
         skills = ", ".join(f"{s}>={lvl}" for s, lvl in node.skills.items())
         return f"{node_id}\\nroute: {node.queue}" + (f"\\n{skills}" if skills else "")
@@ -109,17 +120,27 @@ def _quote(s: str) -> str:
     return '"' + s.replace('"', '\\"') + '"'
 
 
-def to_dot(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> str:
-    """Graphviz DOT text of the flow."""
+def to_dot(nodes: Mapping[str, Node], escape_target: str | None, title: str,
+           escapes: bool = True) -> str:
+    """Graphviz DOT text of the flow. ``escapes=False`` leaves out the "agent / 0" edge of
+    every prompt and says it once in the graph's label instead (the SVG does)."""
     g = build_graph(nodes, escape_target)
-    lines = [f"digraph {_quote(title)} {{", "  rankdir=TB;", "  node [fontname=Helvetica];"]
+    lines = [f"digraph {_quote(title)} {{", "  rankdir=TB; nodesep=0.4; ranksep=0.5;",
+             "  node [fontname=Helvetica, fontsize=11];",
+             "  edge [fontname=Helvetica, fontsize=10, fontcolor=\"#1a5276\"];"]
+    if not escapes and escape_target in nodes:
+        note = f"From every prompt, 'agent' or 0 goes to {_display_id(escape_target)}."
+        lines.append(f"  labelloc=b; fontname=Helvetica; fontsize=10; label={_quote(note)};")
     for node_id, node in nodes.items():
         shape = _SHAPES.get(node.type, "box")
-        lines.append(f"  {_quote(node_id)} [label={_quote(_node_label(node_id, node))}, "
-                     f"shape={shape}];")
+        lines.append(f"  {_quote(_display_id(node_id))} "
+                     f"[label={_quote(_node_label(node_id, node))}, shape={shape}];")
     for a, b, data in g.edges(data=True):
+        if data.get("escape") and not escapes:
+            continue
         style = ", style=dashed, color=gray" if data.get("escape") else ""
-        lines.append(f"  {_quote(a)} -> {_quote(b)} [label={_quote(data['label'])}{style}];")
+        lines.append(f"  {_quote(_display_id(a))} -> {_quote(_display_id(b))} "
+                     f"[label={_quote(data['label'])}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -142,71 +163,20 @@ def to_mermaid(nodes: Mapping[str, Node], escape_target: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> str:
-    """A standalone SVG drawing: nodes in layers by distance from the start."""
-    g = build_graph(nodes, escape_target)
-    start = next(iter(nodes))
-    layers = _layers(g, start, nodes)
-    box_w, box_h, gap_x, gap_y = 170, 46, 30, 70
-    width = max(len(layer) for layer in layers) * (box_w + gap_x) + gap_x
-    height = len(layers) * (box_h + gap_y) + gap_y
-    pos: dict[str, tuple[float, float]] = {}
-    for row, layer in enumerate(layers):
-        offset = (width - len(layer) * (box_w + gap_x) + gap_x) / 2
-        for col, node_id in enumerate(layer):
-            pos[node_id] = (offset + col * (box_w + gap_x), gap_y / 2 + row * (box_h + gap_y))
-    svg = ET.Element("svg", {"xmlns": "http://www.w3.org/2000/svg", "width": str(width),
-                             "height": str(height), "viewBox": f"0 0 {width} {height}",
-                             "font-family": "Helvetica, Arial, sans-serif", "font-size": "11"})
-    ET.SubElement(svg, "title").text = title
-    defs = ET.SubElement(svg, "defs")
-    marker = ET.SubElement(defs, "marker", id="arrow", viewBox="0 0 10 10", refX="10", refY="5",
-                           markerWidth="7", markerHeight="7", orient="auto")
-    ET.SubElement(marker, "path", d="M0,0 L10,5 L0,10 z", fill="#555")
-    for a, b, data in g.edges(data=True):
-        if data.get("escape"):
-            continue  # every ask has one; drawn as a note instead of a thicket of lines
-        (x1, y1), (x2, y2) = pos[a], pos[b]
-        sx, sy, ex, ey = x1 + box_w / 2, y1 + box_h, x2 + box_w / 2, y2
-        if ey <= sy:  # an edge back up: route it beside the boxes
-            sx, sy, ex, ey = x1 + box_w, y1 + box_h / 2, x2 + box_w, y2 + box_h / 2
-        ET.SubElement(svg, "line", {"x1": f"{sx:.0f}", "y1": f"{sy:.0f}", "x2": f"{ex:.0f}",
-                                    "y2": f"{ey:.0f}", "stroke": "#555",
-                                    "marker-end": "url(#arrow)"})
-        if data["label"]:
-            t = ET.SubElement(svg, "text", x=f"{(sx + ex) / 2 + 3:.0f}",
-                              y=f"{(sy + ey) / 2:.0f}", fill="#1a5276")
-            t.text = data["label"]
-    colors = {"ask": "#fdebd0", "collect": "#fdebd0", "survey": "#fdebd0", "branch": "#e8daef",
-              "route": "#d5f5e3", "transfer": "#d5f5e3", "hangup": "#f5b7b1"}
-    for node_id, (x, y) in pos.items():
-        node = nodes[node_id]
-        ET.SubElement(svg, "rect", x=f"{x:.0f}", y=f"{y:.0f}", width=str(box_w),
-                      height=str(box_h), rx="8", fill=colors.get(node.type, "#eaf2f8"),
-                      stroke="#333")
-        for k, line in enumerate(_node_label(node_id, node).split("\\n")[:3]):
-            t = ET.SubElement(svg, "text", {"x": f"{x + box_w / 2:.0f}",
-                                            "y": f"{y + 15 + k * 13:.0f}",
-                                            "text-anchor": "middle"})
-            t.text = line if len(line) <= 28 else line[:27] + "…"
-    if escape_target in nodes:
-        note = ET.SubElement(svg, "text", x="6", y=str(height - 6), fill="#777")
-        note.text = f"From every prompt, 'agent' or 0 goes to {escape_target}."
-    return ET.tostring(svg, encoding="unicode") + "\n"
-
-
-def _layers(g: nx.MultiDiGraph, start: str, nodes: Iterable[str]) -> list[list[str]]:
-    depth = nx.single_source_shortest_path_length(g, start) if start in g else {}
-    rest = [n for n in nodes if n not in depth]
-    top = max(depth.values(), default=-1)
-    for k, n in enumerate(rest):  # unreachable nodes: drawn at the bottom, still visible
-        depth[n] = top + 1 + k // 6
-    layers: dict[int, list[str]] = {}
-    for n, d in depth.items():
-        layers.setdefault(d, []).append(n)
-    return [layers[d] for d in sorted(layers)]
+class GraphvizMissing(IVRError):
+    """Graphviz ``dot`` is not installed, so no SVG can be drawn."""
 
 
 def render_svg(flow: Any) -> str:
-    """The flow drawn as a standalone SVG document."""
-    return to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)
+    """The flow drawn as a standalone SVG by Graphviz ``dot`` (a layered layout with routed
+    edges and labels that do not overlap). Raises :class:`GraphvizMissing` without it."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphvizMissing("drawing an SVG needs Graphviz `dot` (Debian: apt-get install "
+                              "graphviz); -o FILE.dot or FILE.mmd need nothing")
+    dot = to_dot(flow.nodes, flow.escape_target, flow.spec.name or flow.id, escapes=False)
+    done = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        raise IVRError(f"Graphviz dot failed: {done.stderr.strip()[:300]}")
+    return done.stdout
