@@ -170,11 +170,17 @@ class GraphvizMissing(IVRError):
 def render_svg(flow: Any) -> str:
     """The flow drawn as a standalone SVG by Graphviz ``dot`` (a layered layout with routed
     edges and labels that do not overlap). Raises :class:`GraphvizMissing` without it."""
+    return nodes_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)
+
+
+def nodes_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) -> str:
+    """:func:`render_svg` of nodes as written (the flow studio draws a draft that does not
+    load yet this way)."""
     exe = shutil.which("dot")
     if exe is None:
         raise GraphvizMissing("drawing an SVG needs Graphviz `dot` (Debian: apt-get install "
                               "graphviz); -o FILE.dot or FILE.mmd need nothing")
-    dot = to_dot(flow.nodes, flow.escape_target, flow.spec.name or flow.id, escapes=False)
+    dot = to_dot(nodes, escape_target, title, escapes=False)
     done = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True,
                           timeout=60, check=False)
     if done.returncode != 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -22,9 +23,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import ValidationError
 
 from ivr.engine import CallerInput, Dial, Enqueue, Gather, Hangup, Play, Say, Session, start, step
-from ivr.errors import FlowError, StoreError
+from ivr.errors import FlowError, IVRError, StoreError
 from ivr.flows import flow_json_schema
-from ivr.flows.graph import to_svg
+from ivr.flows.graph import nodes_svg, render_svg
 from ivr.flows.loader import MAX_FLOW_BYTES, Flow, FlowSpec, safe_yaml
 from ivr.flows.locate import locate_all, node_lines
 from ivr.flows.publishing import check_draft, publish, rollback
@@ -35,6 +36,7 @@ from ivr.replay import impact, stored_calls
 from ivr.web.auth import current_user, require_role
 
 bp = Blueprint("studio", __name__, url_prefix="/admin/flows")
+log = logging.getLogger("ivr.studio")
 #: Longest publish message.
 MAX_MESSAGE = 500
 #: Longest answer typed in the test caller.
@@ -189,20 +191,25 @@ def _placed(text: str, problems: list[str]) -> list[dict[str, Any]]:
 
 def _picture(flow_id: str, text: str, flow: Flow | None) -> str | None:
     """The SVG of the draft: the loaded flow when it loads, else the nodes as written
-    (so the picture follows the text even while a target is misspelt)."""
-    if flow is not None:
-        return to_svg(flow.nodes, flow.escape_target, flow.spec.name or flow.id)
+    (so the picture follows the text even while a target is misspelt). None when it cannot
+    be drawn (a draft too broken to read, or no Graphviz on the server: logged)."""
     try:
-        data = safe_yaml(text, flow_id)
-        spec = FlowSpec.model_validate(data)
-    except (FlowError, ValidationError, TypeError):
+        if flow is not None:
+            return render_svg(flow)
+        try:
+            data = safe_yaml(text, flow_id)
+            spec = FlowSpec.model_validate(data)
+        except (FlowError, ValidationError, TypeError):
+            return None
+        if not spec.nodes:
+            return None
+        nodes = dict(spec.nodes)
+        start_node = nodes.pop(spec.start, None)
+        ordered = ({spec.start: start_node} if start_node is not None else {}) | nodes
+        return nodes_svg(ordered, spec.escape.target, spec.name or flow_id)
+    except IVRError as exc:
+        log.warning("flow picture not drawn", extra={"flow": flow_id, "reason": str(exc)})
         return None
-    if not spec.nodes:
-        return None
-    nodes = dict(spec.nodes)
-    start_node = nodes.pop(spec.start, None)
-    ordered = ({spec.start: start_node} if start_node is not None else {}) | nodes
-    return to_svg(ordered, spec.escape.target, spec.name or flow_id)
 
 
 # ------------------------------------------------------------------ publish and roll back
