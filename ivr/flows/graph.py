@@ -185,4 +185,6 @@ def nodes_svg(nodes: Mapping[str, Node], escape_target: str | None, title: str) 
                           timeout=60, check=False)
     if done.returncode != 0:
         raise IVRError(f"Graphviz dot failed: {done.stderr.strip()[:300]}")
-    return done.stdout
+    # From the <svg> element on: the XML prolog and DOCTYPE are left out, so the drawing can
+    # be written as a file or placed inline in a page alike.
+    return done.stdout[done.stdout.index("<svg"):]

@@ -11,7 +11,9 @@ backlog when the store keeps one.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -20,14 +22,22 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from ivr.web.security import bearer_token_required
 
 bp = Blueprint("metrics", __name__)
+log = logging.getLogger("ivr.metrics")
 _BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1,
             0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _metrics: dict[str, Any] = {}
+_made = threading.Lock()
 
 
 def _m() -> dict[str, Any]:
-    """The process's metrics, made on first use (after ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
-    if not _metrics:
+    """The process's metrics, made on first use (after ``PROMETHEUS_MULTIPROC_DIR`` is set),
+    once: a worker's threads may ask at the same moment, and a metric registered twice is an
+    error."""
+    if _metrics:
+        return _metrics
+    with _made:
+        if _metrics:
+            return _metrics
         from prometheus_client import Counter, Histogram
 
         _metrics.update(
@@ -62,8 +72,11 @@ def install(app: Flask) -> None:
         started = g.get("ivr_started")
         if started is not None and request.endpoint != "metrics.metrics":
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            _m()["requests"].labels(route, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started)
+            try:
+                _m()["requests"].labels(route, request.method, str(response.status_code)
+                                        ).observe(time.perf_counter() - started)
+            except Exception:  # counting must never turn a caller's answer into a 500
+                log.exception("request not counted in /metrics")
         return response
 
     routing = app.extensions["ivr.routing"]
