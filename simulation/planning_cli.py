@@ -15,21 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from ivr.argtypes import probability
 from simulation.errors import SimulationError
 
 __all__ = ["add_planning_commands"]
 
 log = logging.getLogger(__name__)
-
-
-def _share(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
-    return v
 
 
 def _replications(text: str) -> int:
@@ -353,7 +344,7 @@ def _log_args(p: argparse.ArgumentParser) -> None:
         help="map export columns: canonical=export,... or a YAML file {columns:, outcomes:}",
     )
     p.add_argument(
-        "--max-bad", type=_share, default=0.01, help="refuse a log with more bad rows (share)"
+        "--max-bad", type=probability, default=0.01, help="refuse a log with more bad rows (share)"
     )
 
 
@@ -406,9 +397,9 @@ def add_planning_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     p.add_argument("--scenario", required=True, help="scenario whose callers the twin runs")
     p.add_argument("--shifts", required=True, help="shift rules YAML (scenarios/shifts/)")
     p.add_argument("--out", required=True, help="directory for schedule.csv and the rest")
-    p.add_argument("--service-level", type=_share, default=0.8)
+    p.add_argument("--service-level", type=probability, default=0.8)
     p.add_argument("--within", type=_nonneg, default=20.0, help="seconds")
-    p.add_argument("--max-abandon", type=_share, default=None)
+    p.add_argument("--max-abandon", type=probability, default=None)
     p.add_argument("--time-limit", type=_positive, default=None, help="solver seconds")
     p.add_argument("--budget", type=_nonneg, default=math.inf, help="extra cost for mending")
     p.add_argument("--rounds", type=_count, default=3, help="simulate-and-mend rounds")
