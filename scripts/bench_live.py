@@ -14,7 +14,8 @@ minimal Flask app (validates the Twilio signature, returns a fixed Gather built 
 twilio library) under the same gunicorn, workers and load, measured in the same run.
 
     python scripts/bench_live.py [--json] [--seconds 8] [--clients 16] [--workers 2]
-                                 [--only sqlite|postgres] [--database-url URL]
+                                 [--only sqlite|postgres] [--agents N]
+                                 [--database-url URL]
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from ivr.loopback import LoopbackServer, always_open_flows, free_port  # noqa: E
 
 PUBLIC = "https://ivr.example.com"
 ADMIN, AGENT = secrets.token_hex(16), secrets.token_hex(16)
+#: How long a caller waits for the redirect to their agent before it counts as an error.
+REDIRECT_WAIT_S = 3.0
 CALLER = "+14155550102"  # a known customer of the example bank: "2" is cards
 BASELINE_APP = '''
 from flask import Flask, Response, request
@@ -81,7 +84,9 @@ class TwilioStandIn:
                 sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(form.get("Url", "")).query)
                 if "agent" in q:
-                    stand_in.agent_of[q["call"][0]] = q["agent"][0]
+                    with stand_in._arrived:
+                        stand_in.agent_of[q["call"][0]] = q["agent"][0]
+                        stand_in._arrived.notify_all()
                 out = json.dumps({"sid": sid, "status": "in-progress"}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -92,9 +97,18 @@ class TwilioStandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        self._arrived = threading.Condition()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def redirected(self, call_sid: str, wait_s: float) -> str | None:
+        """The agent the call was redirected to, waiting up to ``wait_s`` for the server's
+        outbox sender (it asks Twilio after the routing step's commit, not inside it),
+        as a caller on hold waits for the redirect."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: call_sid in self.agent_of, timeout=wait_s)
+            return self.agent_of.get(call_sid)
 
 
 def post(url: str, path: str, params: dict[str, str], token: str,
@@ -148,7 +162,7 @@ def load(hosts: list[str], token: str, seconds: float, clients: int, full: bool,
             if not full:
                 continue
             timed("/voice/step?turn=1&ev=gather", {**base, "Digits": "2"})
-            agent = stand_in.agent_of.get(sid) if stand_in else None
+            agent = stand_in.redirected(sid, REDIRECT_WAIT_S) if stand_in else None
             if agent is None:
                 with lock:
                     errors.append("no agent reserved")
@@ -319,6 +333,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16, help="load generator threads")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers per host")
     ap.add_argument("--only", choices=["sqlite", "postgres"], help="one backend only")
+    ap.add_argument("--agents", type=int, choices=[100, 1000, 10_000],
+                    help="only the configurations with this many agents")
     ap.add_argument("--database-url", default=os.environ.get(
         "IVR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
@@ -330,6 +346,8 @@ def main() -> int:
     configs += [("postgres", 1, 1000, 0), ("postgres", 2, 1000, 0)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
+    if args.agents:
+        configs = [c for c in configs if c[2] == args.agents]
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="ivr-bench-live-") as tmp:
         work = Path(tmp)

@@ -222,3 +222,48 @@ def test_frequent_snapshots_never_make_a_process_a_little_behind_reload(backend)
             router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
     assert slow.read().to_dict() == fast.read().to_dict()
     assert slow.stats.reloads == reloads and slow.stats.applied >= 6
+
+
+def test_snapshots_are_written_off_the_routing_lock(backend):
+    """A snapshot is the shadow router serialised outside the lock: updates of other
+    threads go on meanwhile, and it equals the journal replayed to its record."""
+    import threading
+    import time
+
+    (state,) = _states(backend, 1, 10)
+    state.background_snapshots = True
+    _seed(state)
+    serialising = threading.Event()
+    resume = threading.Event()
+    real_to_dict = Router.to_dict
+
+    def slow_to_dict(self: Router) -> dict:
+        if threading.current_thread().name == "ivr-snapshot":
+            serialising.set()
+            assert resume.wait(10)
+        return real_to_dict(self)
+
+    Router.to_dict = slow_to_dict  # type: ignore[method-assign]
+    try:
+        for i in range(5):  # record 10 makes a snapshot due
+            with state.update() as router:
+                router.enqueue(Call(id=f"c{i}", queue="qa"), 10.0 + i)
+        assert serialising.wait(10), "no snapshot was started"
+        started = time.perf_counter()
+        with state.update() as router:  # the lock is free while the snapshot serialises
+            router.enqueue(Call(id="during", queue="qa"), 20.0)
+        assert time.perf_counter() - started < 5
+        resume.set()
+        deadline = time.monotonic() + 10
+        while not _journal(backend)[1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        Router.to_dict = real_to_dict  # type: ignore[method-assign]
+        resume.set()
+    rows, snaps = _journal(backend)
+    assert list(snaps) == [10]
+    restored = replay(Router.from_dict(snaps[10], history_limit=HISTORY),
+                      (Command(op, json.loads(args), at) for _, _, at, op, args in rows
+                       if _ > 10))
+    assert restored.to_dict() == state.read().to_dict()
+    assert "during" in state.read().calls

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Protocol
 
 from ivr.engine.session import Session
 from ivr.errors import StoreError
+from ivr.live.sqlite_lock import LockedConnection, immediate, write_lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -139,6 +140,7 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
+        self._write_lock = write_lock(self.path)
         conn = self.connection()
         conn.executescript(SCHEMA)
 
@@ -149,7 +151,9 @@ class SQLiteStore:
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             try:
                 conn = sqlite3.connect(self.path, isolation_level=None,
-                                       timeout=self._busy_ms / 1000, check_same_thread=False)
+                                       timeout=self._busy_ms / 1000, check_same_thread=False,
+                                       factory=LockedConnection)
+                conn.write_lock, conn.busy_s = self._write_lock, self._busy_ms / 1000
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
@@ -173,25 +177,14 @@ class SQLiteStore:
     def transaction(self, call_id: str) -> Iterator[_SQLiteRecord]:
         conn = self.connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            with immediate(conn):
+                row = conn.execute("SELECT session FROM sessions WHERE call_id=?",
+                                   (call_id,)).fetchone()
+                yield _SQLiteRecord(conn, call_id, Session.from_json(row[0]) if row else None)
         except sqlite3.Error as exc:
             self.reset()
-            raise StoreError(f"call store {self.path} is busy or broken: {exc}") from exc
-        try:
-            row = conn.execute("SELECT session FROM sessions WHERE call_id=?",
-                               (call_id,)).fetchone()
-            record = _SQLiteRecord(conn, call_id, Session.from_json(row[0]) if row else None)
-            yield record
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            if isinstance(exc, sqlite3.Error):
-                self.reset()
-                raise StoreError(f"call store {self.path} cannot be written: {exc}") from exc
-            raise
+            raise StoreError(f"call store {self.path} is busy or cannot be written: {exc}"
+                             ) from exc
 
     def get_session(self, call_id: str) -> Session | None:
         row = self.connection().execute("SELECT session FROM sessions WHERE call_id=?",
@@ -220,13 +213,10 @@ class SQLiteStore:
             conn = self.connection()
             conn.execute("PRAGMA busy_timeout=1000")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)",
-                             (time.time(),))
-                conn.execute("COMMIT")
+                with immediate(conn, timeout_s=1.0):
+                    conn.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)",
+                                 (time.time(),))
             finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         except sqlite3.Error as exc:
             self.reset()

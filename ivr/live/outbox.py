@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ivr.live.sqlite_lock import immediate
+
 log = logging.getLogger("ivr.outbox")
 #: Tries per intent before it is handed back to the router.
 MAX_TRIES = 3
@@ -107,16 +109,8 @@ class SQLiteOutbox:
              for i in intents])
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows = conn.execute(sql, args).fetchall()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return rows
+        with immediate(self._connect()) as conn:
+            return conn.execute(sql, args).fetchall()
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
         due = self._connect().execute(  # a read first: an idle sender takes no write lock
@@ -161,17 +155,9 @@ class SQLiteOutbox:
         return {str(state): int(n) for state, n in rows}
 
     def prune(self, before: float) -> int:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            n = conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'failed') AND "
-                             "created_at < ?", (before,)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return int(n)
+        with immediate(self._connect()) as conn:
+            return int(conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'failed') AND "
+                                    "created_at < ?", (before,)).rowcount)
 
 
 @dataclass

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from ivr.live.journal import Command, RecordingRouter, replay
+from ivr.live.sqlite_lock import immediate
 from routing import Decision, Router, RoutingPolicy
 
 log = logging.getLogger(__name__)
@@ -138,27 +138,60 @@ class JournalStats:
     lag: int = 0           # records applied at the last catch-up
 
 
+@dataclass
+class _Replica:
+    """A router and the last journal record applied to it."""
+
+    router: Router
+    seq: int = 0                 # last record applied
+    stamp: int = 0               # its stamp
+    at: float = float("-inf")    # its now: the journal's clock
+
+
 class JournalRoutingState:
-    """The shared router as a journal of commands plus snapshots, over a :class:`RoutingDB`."""
+    """The shared router as a journal of commands plus snapshots, over a :class:`RoutingDB`.
+
+    Snapshots are written off the routing lock: a process keeps a second router, the
+    *shadow*, that it brings to the journal's head by plain reads and serialises without
+    any lock; only the insert of the finished text (and the pruning) takes the lock. With
+    ``background_snapshots`` a daemon thread does this when one is due (``ivr serve``);
+    otherwise the thread whose operation made it due does it after its update."""
 
     def __init__(self, db: RoutingDB, policy: RoutingPolicy, *, snapshot_every: int = 500,
-                 snapshot_seconds: float = 60.0,
+                 snapshot_seconds: float = 60.0, background_snapshots: bool = False,
                  wall: Callable[[], float] = time.time) -> None:
         self.db = db
         self.policy = policy
         self.snapshot_every = snapshot_every
         self.snapshot_seconds = snapshot_seconds
+        self.background_snapshots = background_snapshots
         self._wall = wall
         self._policy_json = policy.model_dump(mode="json")
         self._lock = threading.RLock()
-        self._router: Router | None = None
-        self._seq = 0           # last record applied to self._router
-        self._stamp = 0         # its stamp
-        self._at = float("-inf")  # its now: the journal's clock
+        self._live: _Replica | None = None
         self._snap_taken = wall()
+        self._shadow: _Replica | None = None
+        self._shadow_lock = threading.Lock()
+        self._snap_wanted = threading.Event()
+        self._snap_thread_pid = 0
         self.stats = JournalStats()
-        #: Called with each update's seconds (lock wait included), e.g. by /metrics.
+        #: Called with each routing operation's seconds inside the routing lock (catch-up,
+        #: the operation, its records), e.g. by /metrics.
         self.observe: Callable[[float], None] = lambda seconds: None
+        #: Called with the seconds each update waited for the routing lock.
+        self.observe_wait: Callable[[float], None] = lambda seconds: None
+
+    @property
+    def _router(self) -> Router | None:
+        return self._live.router if self._live else None
+
+    @property
+    def _seq(self) -> int:
+        return self._live.seq if self._live else 0
+
+    @property
+    def _at(self) -> float:
+        return self._live.at if self._live else float("-inf")
 
     # ----------------------------------------------------------- the journal
 
@@ -175,56 +208,61 @@ class JournalRoutingState:
                               "keeping the policy they were queued under")
         return Router.from_dict(data, history_limit=HISTORY)
 
-    def _apply_rows(self, router: Router, rows: list[Any]) -> None:
-        replay(router, (Command(op, json.loads(args), at) for _, _, at, op, args in rows))
+    def _apply_rows(self, replica: _Replica, rows: list[Any]) -> int:
+        replay(replica.router, (Command(op, json.loads(args), at)
+                                for _, _, at, op, args in rows))
         if rows:
-            self._seq, self._stamp, self._at = int(rows[-1][0]), int(rows[-1][1]), rows[-1][2]
-            self.stats.applied += len(rows)
-        self.stats.lag = len(rows)
+            replica.seq, replica.stamp, replica.at = (int(rows[-1][0]), int(rows[-1][1]),
+                                                      rows[-1][2])
+        return len(rows)
 
-    def _reload(self, conn: Sql) -> Router:
+    def _load(self, conn: Sql) -> _Replica:
+        """A replica from the newest snapshot and the journal after it."""
         row = conn.execute("SELECT seq, stamp, at, taken_at, data FROM routing_snapshots "
                            "ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
-            router, self._seq, self._stamp, self._at = self._fresh(), 0, 0, float("-inf")
+            replica = _Replica(self._fresh())
         else:
-            router = self._from_snapshot(json.loads(row[4]))
-            self._seq, self._stamp, self._at = int(row[0]), int(row[1]), row[2]
-            self._snap_taken = row[3]
+            replica = _Replica(self._from_snapshot(json.loads(row[4])), int(row[0]),
+                               int(row[1]), row[2])
+            self._snap_taken = max(self._snap_taken, row[3])
         rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
-                            "WHERE seq > ? ORDER BY seq", (self._seq,)).fetchall()
-        self._apply_rows(router, rows)
-        self.stats.reloads += 1
-        self._router = router
-        return router
+                            "WHERE seq > ? ORDER BY seq", (replica.seq,)).fetchall()
+        self._apply_rows(replica, rows)
+        return replica
+
+    def _advance(self, conn: Sql, replica: _Replica | None) -> tuple[_Replica, int]:
+        """``replica`` brought to the journal's head: the records it has not seen applied,
+        or reloaded when its own last record is gone (rolled back, or pruned behind a newer
+        snapshot). Returns it and how many records were applied (-1: reloaded)."""
+        if replica is not None and replica.seq:
+            rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
+                                "WHERE seq >= ? ORDER BY seq", (replica.seq,)).fetchall()
+            if rows and int(rows[0][0]) == replica.seq and int(rows[0][1]) == replica.stamp:
+                return replica, self._apply_rows(replica, rows[1:])
+        return self._load(conn), -1
 
     def _catch_up(self, conn: Sql) -> Router:
-        """Apply the records this process has not seen; reload when its own last record is
-        gone (rolled back, or pruned behind a newer snapshot)."""
-        if self._router is None or self._seq == 0:
-            return self._reload(conn)
-        rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
-                            "WHERE seq >= ? ORDER BY seq", (self._seq,)).fetchall()
-        if not rows or int(rows[0][0]) != self._seq or int(rows[0][1]) != self._stamp:
-            return self._reload(conn)
-        self._apply_rows(self._router, rows[1:])
-        return self._router
+        """The live router at the journal's head (this process's lock held)."""
+        self._live, applied = self._advance(conn, self._live)
+        if applied < 0:
+            self.stats.reloads += 1
+            self.stats.lag = 0
+        else:
+            self.stats.applied += applied
+            self.stats.lag = applied
+        return self._live.router
 
     @contextmanager
     def update(self) -> Iterator[RecordingRouter]:
-        started = time.perf_counter()
-        try:
-            with self._update() as router:
-                yield router
-        finally:
-            self.observe(time.perf_counter() - started)
-
-    @contextmanager
-    def _update(self) -> Iterator[RecordingRouter]:
-        # The database's lock first, then this process's lock: a thread never holds the
-        # process lock while it waits for another connection's transaction.
+        due = False
+        asked = time.perf_counter()
         with self.db.locked() as conn, self._lock:
+            started = time.perf_counter()
+            self.observe_wait(started - asked)
             router = self._catch_up(conn)
+            live = self._live
+            assert live is not None
             records: list[tuple[int, int, float, str, str]] = []
             clamped = 0
 
@@ -232,16 +270,16 @@ class JournalRoutingState:
                 nonlocal clamped
                 at = now
                 if at == float("-inf"):  # an operation without a time takes the journal's
-                    at = max(self._at, 0.0)
-                elif at < self._at:
+                    at = max(live.at, 0.0)
+                elif at < live.at:
                     clamped += 1
                     log.warning("routing command's clock is behind the journal's; clamped",
-                                extra={"op": op, "behind_s": self._at - at})
-                    at = self._at
-                self._seq += 1
-                self._stamp = secrets.randbits(62)
-                self._at = at
-                records.append((self._seq, self._stamp, at, op, json.dumps(args)))
+                                extra={"op": op, "behind_s": live.at - at})
+                    at = live.at
+                live.seq += 1
+                live.stamp = secrets.randbits(62)
+                live.at = at
+                records.append((live.seq, live.stamp, at, op, json.dumps(args)))
                 return at
 
             decisions: list[Decision] = []
@@ -249,7 +287,7 @@ class JournalRoutingState:
             try:
                 yield RecordingRouter(router, record)
             except BaseException:
-                self._router = None  # half-changed, and its records are not written
+                self._live = None  # half-changed, and its records are not written
                 raise
             finally:
                 router.watch(None)
@@ -264,29 +302,64 @@ class JournalRoutingState:
             if clamped:
                 self.stats.clamped += clamped
                 self._bump(conn, CLAMPS, clamped)
-            if records and self._snapshot_due(len(records)):
-                self._snapshot(conn, router)
+            due = bool(records) and self._snapshot_due(len(records))
+            self.observe(time.perf_counter() - started)
+        if due:
+            self._snap_taken = self._wall()  # asked for: no second request meanwhile
+            if self.background_snapshots:
+                self._start_snapshotter()
+                self._snap_wanted.set()
+            else:
+                self.write_snapshot()
 
     def _snapshot_due(self, written: int) -> bool:
         crossed = self._seq // self.snapshot_every != (self._seq - written) // self.snapshot_every
         return crossed or self._wall() - self._snap_taken > self.snapshot_seconds
 
-    def _snapshot(self, conn: Sql, router: Router) -> None:
-        """Write the router at the current record, then prune the journal and snapshots
-        behind the newest snapshot at least ``snapshot_every`` records older: however
-        often processes snapshot, one that is less than that far behind just replays
-        (pruning closer made the others reload the whole router again and again)."""
+    def _start_snapshotter(self) -> None:
+        import os
+
+        with self._shadow_lock:
+            if self._snap_thread_pid == os.getpid():
+                return
+            self._snap_thread_pid = os.getpid()  # a forked worker starts its own
+        threading.Thread(target=self._snapshot_loop, name="ivr-snapshot", daemon=True).start()
+
+    def _snapshot_loop(self) -> None:
+        while True:
+            self._snap_wanted.wait()
+            self._snap_wanted.clear()
+            try:
+                self.write_snapshot()
+            except Exception:
+                log.exception("routing snapshot failed; the journal keeps everything, will "
+                              "try again at the next one due")
+
+    def write_snapshot(self) -> int:
+        """Write the router at the journal's head as a snapshot, then prune the journal
+        and snapshots behind the newest snapshot at least ``snapshot_every`` records older:
+        however often processes snapshot, one that is less than that far behind just
+        replays (pruning closer made the others reload the whole router again and again).
+        The router is the shadow, brought up to date and serialised without any lock;
+        returns the snapshot's record."""
+        with self._shadow_lock:
+            with self.db.reading() as conn:
+                self._shadow, _ = self._advance(conn, self._shadow)
+            shadow = self._shadow
+            data = json.dumps(shadow.router.to_dict())
         taken = self._wall()
-        conn.execute("INSERT INTO routing_snapshots (seq, stamp, at, taken_at, data) "
-                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-                     (self._seq, self._stamp, self._at, taken, json.dumps(router.to_dict())))
-        prev = conn.execute("SELECT max(seq) FROM routing_snapshots WHERE seq <= ?",
-                            (self._seq - self.snapshot_every,)).fetchone()
-        if prev and prev[0] is not None:
-            conn.execute("DELETE FROM routing_journal WHERE seq <= ?", (prev[0],))
-            conn.execute("DELETE FROM routing_snapshots WHERE seq < ?", (prev[0],))
+        with self.db.locked() as conn:
+            conn.execute("INSERT INTO routing_snapshots (seq, stamp, at, taken_at, data) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+                         (shadow.seq, shadow.stamp, shadow.at, taken, data))
+            prev = conn.execute("SELECT max(seq) FROM routing_snapshots WHERE seq <= ?",
+                                (shadow.seq - self.snapshot_every,)).fetchone()
+            if prev and prev[0] is not None:
+                conn.execute("DELETE FROM routing_journal WHERE seq <= ?", (prev[0],))
+                conn.execute("DELETE FROM routing_snapshots WHERE seq < ?", (prev[0],))
         self._snap_taken = taken
         self.stats.snapshots += 1
+        return shadow.seq
 
     def _bump(self, conn: Sql, key: str, by: int) -> None:
         conn.execute("INSERT INTO routing_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
@@ -359,17 +432,8 @@ class SQLiteRoutingDB:
         if conn.in_transaction:  # inside a call step: share its transaction
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):  # a failed write never stays open on this connection
             yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # never leave a failed write open on this connection
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
@@ -407,14 +471,17 @@ class MemoryRoutingState:
     _meta: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     observe: Callable[[float], None] = lambda seconds: None
+    observe_wait: Callable[[float], None] = lambda seconds: None
 
     def __post_init__(self) -> None:
         self.router = self.router or Router(self.policy, history_limit=HISTORY)
 
     @contextmanager
     def update(self) -> Iterator[RecordingRouter]:
-        started = time.perf_counter()
+        asked = time.perf_counter()
         with self._lock:
+            started = time.perf_counter()
+            self.observe_wait(started - asked)
             assert self.router is not None
             logged: list[Decision] = []
             self.router.watch(logged.append)

@@ -247,6 +247,8 @@ def _background(app: Flask, settings: Settings) -> Callable[[], None]:
             if settings.routing_tick_s > 0:
                 every(settings.routing_tick_s, tick, "routing-tick")
                 routing.background = True  # from now on webhooks only wake the sender
+                if isinstance(routing.state, JournalRoutingState):
+                    routing.state.background_snapshots = True  # written off the hot path
                 threading.Thread(target=routing.sender_loop, args=(threading.Event(),),
                                  name="ivr-outbox", daemon=True).start()
 

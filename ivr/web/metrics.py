@@ -44,8 +44,12 @@ def _m() -> dict[str, Any]:
             requests=Histogram("ivr_http_request_seconds", "Webhook and API latency by route",
                                ["route", "method", "status"], buckets=_BUCKETS),
             routing=Histogram("ivr_routing_operation_seconds",
-                              "Routing operation latency (lock wait, journal catch-up, the "
-                              "operation and its write)", buckets=_BUCKETS),
+                              "Routing operation time holding the routing lock (journal "
+                              "catch-up, the operation, its records)", buckets=_BUCKETS),
+            routing_wait=Histogram("ivr_routing_lock_wait_seconds",
+                                   "Time a routing operation waited for the routing lock "
+                                   "(0 inside a call step, which holds it already)",
+                                   buckets=_BUCKETS),
             rest_failures=Counter("ivr_twilio_rest_failures_total",
                                   "Twilio REST requests that failed (redirects, ring-backs)"),
         )
@@ -54,6 +58,10 @@ def _m() -> dict[str, Any]:
 
 def observe_routing(seconds: float) -> None:
     _m()["routing"].observe(seconds)
+
+
+def observe_routing_wait(seconds: float) -> None:
+    _m()["routing_wait"].observe(seconds)
 
 
 def rest_failure() -> None:
@@ -81,6 +89,7 @@ def install(app: Flask) -> None:
 
     routing = app.extensions["ivr.routing"]
     routing.state.observe = observe_routing
+    routing.state.observe_wait = observe_routing_wait
     routing.on_rest_failure = rest_failure
     app.register_blueprint(bp)
 

@@ -24,8 +24,9 @@ from ivr.web.safe import admit_waiting
 from ivr.web.security import twilio_signature_required
 from ivr.web.voice import (
     _advance,
+    _audit,
     _call_sid,
-    _log_steps,
+    _log_trail,
     _now,
     _param,
     _routing,
@@ -180,6 +181,13 @@ def agent_done() -> Response:
     leg = _call_sid()
     now = _now()
     routing = _routing()
+    # The flow's next step after the talk (e.g. the survey) is worked out before the
+    # transaction, as the voice webhooks do, and used if the session is still the same.
+    seen = _store().get_session(call_id)
+    ahead = None
+    if leg == call_id and seen is not None and seen.status == "queued":
+        ahead = _advance(call_id, seen, seen.turn + 1, LegEnded("bridged"))
+    saved: tuple[Any, list[dict[str, Any]]] | None = None
     with _store().transaction(call_id) as rec:
         talked, effects = routing.agent_leg_ended(call_id, agent_id, status, now)
         session = rec.session
@@ -190,7 +198,12 @@ def agent_done() -> Response:
         elif session.status != "queued":  # a repeated request: the flow already moved on
             body = rec.response(session.turn) or hang_up()
         else:
-            body, new = _advance(call_id, session, session.turn + 1, LegEnded("bridged"))
-            rec.save(new, body, _log_steps(new, session))
+            if ahead is None or session != seen:
+                ahead = _advance(call_id, session, session.turn + 1, LegEnded("bridged"))
+            body, new = ahead
+            saved = new, new.new_trail(session)
+            rec.save(new, body, _audit(saved[1]))
+    if saved is not None:
+        _log_trail(*saved)
     _run_effects(effects)
     return _twiml(body)

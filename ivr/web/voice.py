@@ -1,9 +1,17 @@
 """The Twilio Voice webhooks: a thin driver over the pure flow engine.
 
-Each request: check the signature, parse and bound the parameters, then, inside one
-store transaction for the call, either replay the answer already given for that
-turn (Twilio retried) or run one engine step, render its actions as TwiML and save
-both. Whatever fails inside a call ends in the safe path: an apology and a human.
+Each request: check the signature, parse and bound the parameters, then either replay
+the answer already given for that turn (Twilio retried) or run one engine step, render
+its actions as TwiML and save both in one store transaction for the call, with the
+routing change the step makes. Whatever fails inside a call ends in the safe path: an
+apology and a human.
+
+The step is decided *before* the transaction, on the session as read, and only saved
+inside it (:func:`_decide_then_commit`): the store's write lock is shared by every call
+of the host, so it is held for the writes and the routing change alone, not for the
+flow engine, the intent model and the TwiML. When another request of the same call
+saved in between (Twilio sends a call's webhooks one at a time, so only a retry races),
+the step is decided again under the lock, as before.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, request
@@ -104,6 +113,47 @@ def query_call_sid(name: str = "call") -> str:
     return sid
 
 
+@dataclass
+class _Plan:
+    """What a webhook answers, decided outside the write lock; :meth:`commit` saves it."""
+
+    body: str = ""
+    #: No new step: answer with the first stored response of these turns (a retry).
+    replay: tuple[int, ...] = ()
+    before: Session | None = None
+    after: Session | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: The engine's decisions since ``before`` (``Session.new_trail``).
+    trail: list[dict[str, Any]] = field(default_factory=list)
+    abandon: bool = False
+    effects: list[Effect] = field(default_factory=list)
+
+    def commit(self, rec: Any) -> None:
+        if self.after is None:
+            self.body = next((b for t in self.replay if (b := rec.response(t))), apology())
+            return
+        self.effects = _enter_router(self.before, self.after, _now())
+        if self.abandon:
+            self.effects += _abandon(self.after.call_id)
+        rec.save(self.after, self.body, self.inputs + _audit(self.trail))
+
+
+def _decide_then_commit(call_id: str, decide: Callable[[Session | None], _Plan]) -> _Plan:
+    """``decide`` on the stored session without the write lock, then commit under it;
+    decided again under the lock when the session changed in between."""
+    store = _store()
+    seen = store.get_session(call_id)
+    plan = decide(seen)
+    with store.transaction(call_id) as rec:
+        if rec.session != seen:
+            plan = decide(rec.session)
+        plan.commit(rec)
+    if plan.after is not None:
+        _log_trail(plan.after, plan.trail)
+    _run_effects(plan.effects)
+    return plan
+
+
 @bp.post("/incoming")
 @twilio_signature_required
 def incoming() -> Response:
@@ -111,21 +161,21 @@ def incoming() -> Response:
     call_id = _call_sid()
     caller = _param("From") or "anonymous"
     called = _param("To") or ""
-    with _store().transaction(call_id) as rec:
-        if rec.session is not None:  # Twilio retried the first webhook
-            return _twiml(rec.response(0) or rec.response(rec.session.turn) or apology())
+
+    def decide(session: Session | None) -> _Plan:
+        if session is not None:  # Twilio retried the first webhook
+            return _Plan(replay=(0, session.turn))
         flow = _registry().for_number(called)
         now = _now()
         try:
-            body, session = _rendered(*start(flow, call_id, caller, called, now))
+            body, new = _rendered(*start(flow, call_id, caller, called, now))
         except Exception:
             log.exception("flow start failed; safe path", extra={"call_id": call_id})
             seed = _seed(flow, call_id, now, turn=0, caller=caller, called=called)
-            body, session = _rendered(*fail_safe(flow, seed, None, now, "exception at start"))
-        effects = _enter_router(None, session, now)
-        rec.save(session, body, _log_steps(session, None))
-    _run_effects(effects)
-    return _twiml(body)
+            body, new = _rendered(*fail_safe(flow, seed, None, now, "exception at start"))
+        return _Plan(body, after=new, trail=new.new_trail(None))
+
+    return _twiml(_decide_then_commit(call_id, decide).body)
 
 
 @bp.post("/step")
@@ -140,24 +190,23 @@ def step_webhook() -> Response:
             return _twiml(empty())
         if event.status == "leave":  # left the queue for a callback
             return _twiml(hang_up())
-    with _store().transaction(call_id) as rec:
-        session = rec.session
+
+    def decide(session: Session | None) -> _Plan:
         if session is not None and turn <= session.turn:
             log.info("repeated webhook answered from the store",
                      extra={"call_id": call_id, "turn": turn})
-            return _twiml(rec.response(turn) or rec.response(session.turn) or apology())
+            return _Plan(replay=(turn, session.turn))
         if session is not None and turn > session.turn + 1:
             log.warning("webhook from a turn not yet issued; answering the current turn",
                         extra={"call_id": call_id, "turn": turn, "current": session.turn})
-            return _twiml(rec.response(session.turn) or apology())
+            return _Plan(replay=(session.turn,))
         body, new = _advance(call_id, session, turn, event)
-        effects = _enter_router(session, new, _now())
-        if isinstance(event, LegEnded) and event.status == "hangup" and session is not None \
-                and session.status == "queued":
-            effects += _abandon(call_id)
-        rec.save(new, body, _input_record(session, event, turn) + _log_steps(new, session))
-    _run_effects(effects)
-    return _twiml(body)
+        hung_up = isinstance(event, LegEnded) and event.status == "hangup" \
+            and session is not None and session.status == "queued"
+        return _Plan(body, before=session, after=new, abandon=hung_up,
+                     inputs=_input_record(session, event, turn), trail=new.new_trail(session))
+
+    return _twiml(_decide_then_commit(call_id, decide).body)
 
 
 def _routing() -> LiveRouting:
@@ -293,9 +342,19 @@ def _input_record(before: Session | None, event: Event, turn: int) -> list[dict[
              "confidence": event.confidence}]
 
 
+def _audit(trail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's decisions as audit-log records."""
+    return [{"kind": "step", **rec} for rec in trail]
+
+
+def _log_trail(new: Session, trail: list[dict[str, Any]]) -> None:
+    """One structured log record per engine decision (after the commit: not under the lock)."""
+    for rec in trail:
+        log.info("step", extra={"call_id": new.call_id, "flow": new.flow_id, **rec})
+
+
 def _log_steps(new: Session, before: Session | None) -> list[dict[str, Any]]:
     """Log one structured record per engine decision; return them for the audit log."""
-    records = new.new_trail(before)
-    for rec in records:
-        log.info("step", extra={"call_id": new.call_id, "flow": new.flow_id, **rec})
-    return [{"kind": "step", **rec} for rec in records]
+    trail = new.new_trail(before)
+    _log_trail(new, trail)
+    return _audit(trail)
