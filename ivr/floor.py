@@ -1,15 +1,14 @@
 """What happens to a call once an agent has it, as the router does not record it:
 holds, transfers (who, why, the original intent) and the wrap-up's disposition.
 
-One append-only table of small events (``floor_events``) in the store's file (SQLite),
-or a list in memory; the report (``ivr.report``) reads it with the sessions and the
-routing decisions. A PostgreSQL table needs the same two methods.
+One append-only table of small events (``floor_events``) in the store (SQLite's file, or
+PostgreSQL through :class:`ivr.live.postgres.PostgresConnect`), or a list in memory; the
+report (``ivr.report``) reads it with the sessions and the routing decisions.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
@@ -63,8 +62,9 @@ class FloorLog(Protocol):
         ...
 
 
-class SQLiteFloorLog:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+class SqlFloorLog:
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        """``connect()``: this thread's connection, autocommit, ``?`` placeholders."""
         self._connect = connect
         connect().executescript(SCHEMA)
 

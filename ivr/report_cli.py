@@ -56,23 +56,22 @@ def _range(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[list[CallFact], list[CallFact], Any, tuple[str, str]]:
-    from ivr.floor import SQLiteFloorLog
-    from ivr.live.calls_store import SQLiteStore
+    from ivr.live import stores
     from ivr.live.routing import routing_policy
-    from ivr.live.routing_store import SQLiteRoutingState
     from ivr.web.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, flows_dir=args.flows_dir)
     path = settings.data_dir / "ivr.sqlite3"
-    if not path.is_file():
-        raise IVRError(f"no store at {path} (give --data-dir or IVR_DATA_DIR)")
+    if not settings.database_url and not path.is_file():
+        raise IVRError(f"no store at {path} (give --data-dir or IVR_DATA_DIR, or "
+                       "IVR_DATABASE_URL)")
     tz = _timezone(settings.flows_dir)
     first = args.first or dt.datetime.now(ZoneInfo(tz)).date()
     last = args.last or first
     policy = routing_policy(settings.flows_dir, {})
-    store = SQLiteStore(path)
-    state = SQLiteRoutingState(store.connection, policy)
-    floor = SQLiteFloorLog(store.connection)
+    store = stores.open_store(settings)
+    state = stores.routing_state(store, policy)
+    floor = stores.open_floor_log(store)
     start, end = day_range(first, last, tz)
     later = end + dt.timedelta(days=policy.floor.fcr_repeat_days)
     every = collect(store, state.decisions, floor, policy, start, later)

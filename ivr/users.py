@@ -17,11 +17,10 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from ivr.errors import IVRError
 
@@ -229,11 +228,12 @@ def new_password() -> str:
 # ------------------------------------------------------------------ tables
 
 
-class SQLiteUserTable:
-    """The ``users`` table of the SQLite store (``connect()`` gives this thread's
-    connection in autocommit mode, as :class:`ivr.live.calls_store.SQLiteStore.connection` does)."""
+class SqlUserTable:
+    """The ``users`` table of the store: ``connect()`` gives this thread's connection in
+    autocommit mode with ``?`` placeholders (:meth:`ivr.live.calls_store.SQLiteStore.connection`,
+    or :class:`ivr.live.postgres.PostgresConnect`, whose schema ``ivr db upgrade`` makes)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
         connect().executescript(SCHEMA)
 
@@ -245,17 +245,19 @@ class SQLiteUserTable:
 
     def put(self, row: UserRow) -> None:
         self._connect().execute(
-            "INSERT OR REPLACE INTO users (name, role, agent_id, stamp, password, failures, "
-            "locked_until, created_at) VALUES (?,?,?,?,?,?,?,?)", _values(row))
+            "INSERT INTO users (name, role, agent_id, stamp, password, failures, "
+            "locked_until, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (name) DO UPDATE "
+            "SET role = excluded.role, agent_id = excluded.agent_id, stamp = excluded.stamp, "
+            "password = excluded.password, failures = excluded.failures, "
+            "locked_until = excluded.locked_until, created_at = excluded.created_at",
+            _values(row))
 
     def insert(self, row: UserRow) -> bool:
-        try:
-            self._connect().execute(
-                "INSERT INTO users (name, role, agent_id, stamp, password, failures, "
-                "locked_until, created_at) VALUES (?,?,?,?,?,?,?,?)", _values(row))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        cur = self._connect().execute(
+            "INSERT INTO users (name, role, agent_id, stamp, password, failures, "
+            "locked_until, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
+            _values(row))
+        return bool(cur.rowcount > 0)
 
     def delete(self, name: str) -> bool:
         cur = self._connect().execute("DELETE FROM users WHERE name = ?", (name,))

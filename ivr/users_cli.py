@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.errors import IVRError
-from ivr.users import ROLES, SQLiteUserTable, UserError, Users, new_password
+from ivr.users import ROLES, UserError, Users, new_password
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,14 +44,18 @@ def _password_flag(p: argparse.ArgumentParser) -> None:
 
 
 def open_users(data_dir: Path | None) -> Users:
-    """The users of the data dir's SQLite store (created if needed)."""
-    from ivr.live.calls_store import SQLiteStore
+    """The users of the server's store: PostgreSQL when IVR_DATABASE_URL is set (every
+    host signs them in), else the data dir's SQLite store (created if needed)."""
+    import datetime as dt
+
+    from ivr.live import stores
     from ivr.web.settings import Settings
 
     settings = Settings.from_env(data_dir=data_dir)
-    if settings.store != "sqlite":
+    if settings.store != "sqlite" and not settings.database_url:
         raise IVRError("IVR_STORE=memory keeps no users between runs: use the sqlite store")
-    return Users(SQLiteUserTable(SQLiteStore(settings.data_dir / "ivr.sqlite3").connection))
+    return stores.open_users(stores.open_store(settings),
+                             clock=lambda: dt.datetime.now(dt.timezone.utc))
 
 
 def _password(args: argparse.Namespace, stdin: TextIO | None) -> tuple[str, bool]:

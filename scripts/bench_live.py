@@ -45,6 +45,9 @@ from ivr.loopback import LoopbackServer, always_open_flows, free_port  # noqa: E
 
 PUBLIC = "https://ivr.example.com"
 ADMIN, AGENT = secrets.token_hex(16), secrets.token_hex(16)
+#: Time routing operations outside a call step waited for the routing lock (reported apart:
+#: ``routing_op_*`` is the operation itself, holding the lock).
+WAIT = "ivr_routing_lock_wait_seconds"
 #: How long a caller waits for the redirect to their agent before it counts as an error.
 REDIRECT_WAIT_S = 3.0
 CALLER = "+14155550102"  # a known customer of the example bank: "2" is cards
@@ -128,6 +131,15 @@ def post(url: str, path: str, params: dict[str, str], token: str,
         return exc.code, exc.read().decode()
 
 
+#: Latencies of the last load, by route (for the per-route breakdown printed with --routes).
+ROUTES: dict[str, list[float]] = {}
+
+
+def _route(path: str) -> str:
+    base = path.split("?")[0]
+    return "/agents/<id>/offers/<call>/accept" if base.startswith("/agents/") else base
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -137,6 +149,7 @@ def load(hosts: list[str], token: str, seconds: float, clients: int, full: bool,
          stand_in: TwilioStandIn | None) -> tuple[int, list[float], list[str]]:
     """CLIENTS threads calling until SECONDS pass; returns (requests, latencies, errors)."""
     latencies: list[float] = []
+    by_route: dict[str, list[float]] = ROUTES
     errors: list[str] = []
     count = 0
     lock = threading.Lock()
@@ -149,6 +162,7 @@ def load(hosts: list[str], token: str, seconds: float, clients: int, full: bool,
         dt = time.perf_counter() - t0
         with lock:
             latencies.append(dt)
+            by_route.setdefault(_route(path), []).append(dt)
             count += 1
             if status >= 400:
                 errors.append(f"{path.split('?')[0]} {status}")
@@ -180,8 +194,9 @@ def load(hosts: list[str], token: str, seconds: float, clients: int, full: bool,
     return count, latencies, errors
 
 
-def histogram(hosts: list[str]) -> dict[float, float]:
-    """Cumulative bucket counts of the routing operation histogram, summed over hosts."""
+def histogram(hosts: list[str], name: str = "ivr_routing_operation_seconds"
+              ) -> dict[float, float]:
+    """Cumulative bucket counts of a histogram of the servers, summed over hosts."""
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[float, float] = {}
@@ -191,7 +206,7 @@ def histogram(hosts: list[str]) -> dict[float, float]:
             text = resp.read().decode()
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
-                if s.name == "ivr_routing_operation_seconds_bucket":
+                if s.name == f"{name}_bucket":
                     le = float(s.labels["le"])
                     buckets[le] = buckets.get(le, 0.0) + s.value
     return buckets
@@ -277,10 +292,15 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
         urls = [s.url for s in servers]
         load(urls, token, 1.0, 2, True, stand_in)  # warm up every worker
         before = histogram(urls)
+        waited_before = histogram(urls, WAIT)
         t0 = time.perf_counter()
+        ROUTES.clear()
         n, lat, errors = load(urls, token, args.seconds, args.clients, True, stand_in)
+        routes = {r: {"p50_ms": round(pct(v, 0.5) * 1000, 1),
+                      "p99_ms": round(pct(v, 0.99) * 1000, 1)} for r, v in ROUTES.items()}
         elapsed = time.perf_counter() - t0
         after = histogram(urls)
+        waited = histogram(urls, WAIT)
     finally:
         for s in servers:
             s.stop()
@@ -295,7 +315,10 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
             "p99_ms": round(pct(lat, 0.99) * 1000, 1),
             "routing_op_p50_ms": round(hist_quantile(before, after, 0.5) * 1000, 2),
             "routing_op_p99_ms": round(hist_quantile(before, after, 0.99) * 1000, 2),
-            "errors": len(errors), "error_kinds": sorted(set(errors))[:5]}
+            "routing_wait_p50_ms": round(hist_quantile(waited_before, waited, 0.5) * 1000, 2),
+            "routing_wait_p99_ms": round(hist_quantile(waited_before, waited, 0.99) * 1000, 2),
+            "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+            **({"routes": routes} if args.routes else {})}
 
 
 def baseline(args: argparse.Namespace, work: Path, token: str) -> float:
@@ -333,6 +356,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16, help="load generator threads")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers per host")
     ap.add_argument("--only", choices=["sqlite", "postgres"], help="one backend only")
+    ap.add_argument("--routes", action="store_true",
+                    help="add each route's client-side p50/p99 (key 'routes')")
     ap.add_argument("--agents", type=int, choices=[100, 1000, 10_000],
                     help="only the configurations with this many agents")
     ap.add_argument("--database-url", default=os.environ.get(

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import ivr.users  # noqa: E402
 from ivr.live.calls_store import SQLiteStore  # noqa: E402
 from ivr.loopback import LoopbackServer  # noqa: E402
-from ivr.users import SQLiteUserTable, Users  # noqa: E402
+from ivr.users import SqlUserTable, Users  # noqa: E402
 
 FLOW = """\
 id: bench
@@ -122,7 +122,7 @@ def run(agents: int, calls: int, workers: int, threads: int) -> dict:
         f"\"client:a{i:03d}\"}}\n" for i in range(agents)))
     password = secrets.token_urlsafe(12)
     ivr.users.SCRYPT_N = 2 ** 10  # sign-in cost is not what this measures
-    users = Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
+    users = Users(SqlUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
     for i in range(agents):
         users.add(f"a{i:03d}", "agent", password)
     token = secrets.token_hex(16)

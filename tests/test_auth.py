@@ -18,7 +18,7 @@ from ivr.users import (
     LOCK_SECONDS,
     MAX_FAILURES,
     MemoryUserTable,
-    SQLiteUserTable,
+    SqlUserTable,
     UserError,
     Users,
 )
@@ -64,7 +64,7 @@ def sign_in(client, name, password=PASSWORD):
 
 @pytest.mark.parametrize("table", ["memory", "sqlite"])
 def test_users_add_verify_reset_remove_list(tmp_path, table):
-    t = MemoryUserTable() if table == "memory" else SQLiteUserTable(
+    t = MemoryUserTable() if table == "memory" else SqlUserTable(
         SQLiteStore(tmp_path / "s.sqlite3").connection)
     users = Users(t)
     ana = users.add("ana", "agent", PASSWORD)
@@ -89,7 +89,7 @@ def test_users_add_verify_reset_remove_list(tmp_path, table):
 def test_passwords_are_stored_as_scrypt_hashes_only(tmp_path, monkeypatch):
     monkeypatch.setattr("ivr.users.SCRYPT_N", 2 ** 14)  # production's cost
     store = SQLiteStore(tmp_path / "s.sqlite3")
-    Users(SQLiteUserTable(store.connection)).add("ana", "agent", PASSWORD)
+    Users(SqlUserTable(store.connection)).add("ana", "agent", PASSWORD)
     (stored,) = store.connection().execute("SELECT password FROM users").fetchone()
     assert stored.startswith("scrypt$16384$8$1$") and PASSWORD not in stored
 
@@ -136,7 +136,7 @@ def test_cli_users_add_list_reset_remove(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "added agent 'ana' as agent 'ana'" in out
     generated = re.search(r"password: (\S+)", out).group(1)
-    users = Users(SQLiteUserTable(SQLiteStore(tmp_path / "ivr.sqlite3").connection))
+    users = Users(SqlUserTable(SQLiteStore(tmp_path / "ivr.sqlite3").connection))
     assert users.verify("ana", PASSWORD) and users.verify("sam", generated)
     assert main(["users", "list", *d]) == 0
     assert capsys.readouterr().out.splitlines() == ["ana\tagent\tana", "sam\tsupervisor\t-"]

@@ -19,7 +19,7 @@ from conftest import KNOWN_CALLER, ROOT, always_open_flows, call_sid
 from ivr.console import HttpTransport, TwimlCaller
 from ivr.live.calls_store import SQLiteStore
 from ivr.loopback import LoopbackServer
-from ivr.users import SQLiteUserTable, Users
+from ivr.users import SqlUserTable, Users
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,7 +67,7 @@ def test_a_whole_day_in_miniature(tmp_path, browser):
     token = secrets.token_hex(16)
     flows = always_open_flows(tmp_path / "flows")
     data = tmp_path / "data"
-    users = Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
+    users = Users(SqlUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
     for name, role in (("ana", "agent"), ("ben", "agent"), ("sam", "supervisor")):
         users.add(name, role, PASSWORD)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ def test_the_softphone_registers_a_device_with_a_token_for_the_agent(tmp_path, b
 
     token = secrets.token_hex(16)
     data = tmp_path / "data"
-    Users(SQLiteUserTable(SQLiteStore(data / "ivr.sqlite3").connection)).add(
+    Users(SqlUserTable(SQLiteStore(data / "ivr.sqlite3").connection)).add(
         "ana", "agent", PASSWORD)
     secret = secrets.token_hex(32)
     env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_API_KEY": "SK" + "2" * 32,

@@ -13,7 +13,7 @@ from test_live_routing import AGENT_AUTH, Center, redirect_target
 
 from ivr.counters import snapshot
 from ivr.live.calls_store import SQLiteStore
-from ivr.live.outbox import Intent, MemoryOutbox, SQLiteOutbox
+from ivr.live.outbox import Intent, MemoryOutbox, SqlOutbox
 
 
 def give_up(routing, limit_s: float = 10.0) -> None:
@@ -70,7 +70,7 @@ def test_an_offer_timing_out_before_twilio_was_reached_does_not_bench_the_agent(
 
 @pytest.mark.parametrize("make", [MemoryOutbox, "sqlite"])
 def test_each_intent_is_recorded_once_and_claimed_by_one_sender(tmp_path, make):
-    outbox = SQLiteOutbox(SQLiteStore(tmp_path / "s.sqlite3").connection) \
+    outbox = SqlOutbox(SQLiteStore(tmp_path / "s.sqlite3").connection) \
         if make == "sqlite" else make()
     intent = Intent("connect:CA1:bob:7", "connect", "CA1", "bob")
     outbox.add([intent, intent], 0.0)

@@ -131,6 +131,35 @@ def test_due_timers_fire_once_whichever_host_ticks(center_on, backend, tmp_path)
             ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice")]
 
 
+def test_db_upgrade_migrates_a_database_of_the_previous_release(pg_server, monkeypatch):
+    """A database made by release 1 (calls and router only) gets the later tables, and
+    keeps its rows."""
+    import psycopg
+
+    from ivr.live import postgres
+
+    schema = "ivr_test_migrate_" + secrets.token_hex(4)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{pg_server}?options=-csearch_path%3D{schema}"
+    try:
+        old = postgres.PostgresDatabase(url, max_size=1)
+        monkeypatch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:1])
+        assert old.upgrade() == [1]
+        with old.transaction() as conn:
+            conn.execute("INSERT INTO agent_contacts VALUES ('a1', 'client:a1')")
+        monkeypatch.undo()
+        assert old.upgrade() == list(range(2, postgres.LATEST + 1))
+        old.check_current()
+        with old.reading() as conn:
+            assert conn.execute("SELECT contact FROM agent_contacts").fetchall() == [("client:a1",)]
+            assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+        old.close()
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def test_db_upgrade_creates_the_schema_once_and_serve_refuses_a_database_behind(
         pg_server, tmp_path, capsys):
     import psycopg
@@ -147,7 +176,8 @@ def test_db_upgrade_creates_the_schema_once_and_serve_refuses_a_database_behind(
         with pytest.raises(StoreError, match="schema version 0, this code needs .*ivr db upgrade"):
             db.check_current()
         assert main(["db", "upgrade", "--database-url", url]) == 0
-        assert capsys.readouterr().out == f"PostgreSQL schema at version {LATEST} (applied: 1)\n"
+        every = ", ".join(str(v) for v in range(1, LATEST + 1))
+        assert capsys.readouterr().out == f"PostgreSQL schema at version {LATEST} (applied: {every})\n"
         assert main(["db", "upgrade", "--database-url", url]) == 0
         assert "applied: none needed" in capsys.readouterr().out
         db.check_current()
@@ -159,3 +189,47 @@ def test_db_upgrade_creates_the_schema_once_and_serve_refuses_a_database_behind(
     assert (tmp_path / "var" / "ivr.sqlite3").is_file()
     assert main(["db", "upgrade", "--database-url", "mysql://x"]) == 1
     assert "must start with postgresql://" in capsys.readouterr().err
+
+
+def test_outbox_users_and_floor_events_are_shared_by_the_hosts(backend):
+    """What several hosts must share besides the calls and the router: a REST intent is
+    claimed by one sender of all the hosts' senders, a user added on one host signs in on
+    another (and its lock-out counts there too), a hold recorded on one is seen by all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ivr.floor import FloorEvent
+    from ivr.live import stores
+    from ivr.live.outbox import Intent
+    from ivr.users import UserError
+
+    clock = lambda: dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)  # noqa: E731
+    one, two = backend.store(), backend.store()
+    intent = Intent("connect:CA1:bob:7", "connect", "CA1", "bob")
+    stores.outbox_of(one).add([intent, intent], 0.0)
+    stores.outbox_of(two).add([intent], 1.0)  # the same decision recorded again: one intent
+    senders = [stores.outbox_of(s) for s in (one, two) for _ in range(4)]
+    with ThreadPoolExecutor(8) as pool:
+        claims = list(pool.map(lambda o: o.claim(10.0), senders))
+    assert sum(len(c) for c in claims) == 1
+    assert stores.outbox_of(two).delivered("CA1", "bob") is False
+    assert stores.outbox_of(one).failed(intent.key, "timeout", 10.0) is False  # retried later
+    assert stores.outbox_of(two).claim(10.1) == []  # backing off
+    (again,) = stores.outbox_of(two).claim(20.0)
+    stores.outbox_of(two).sent(again.key)
+    assert stores.outbox_of(one).delivered("CA1", "bob") is True
+    assert stores.outbox_of(one).counts() == {"sent": 1}
+    assert stores.outbox_of(two).prune(0.5) == 1 and stores.outbox_of(one).counts() == {}
+
+    stores.open_users(one, clock).add("ana", "agent", "correct horse battery", agent_id="a1")
+    users = stores.open_users(two, clock)
+    assert users.verify("ana", "correct horse battery").agent_id == "a1"
+    with pytest.raises(UserError, match="ana"):
+        users.add("ana", "agent", "another password here")
+    for _ in range(5):
+        assert stores.open_users(one, clock).verify("ana", "wrong") is None
+    assert users.locked("ana")  # the failures on one host lock the name on the other
+
+    stores.open_floor_log(one).add(FloorEvent("CA1", "a1", 5.0, "hold"))
+    seen = stores.open_floor_log(two)
+    assert [(e.kind, e.agent_id) for e in seen.events(call_id="CA1")] == [("hold", "a1")]
+    assert seen.last_id() >= 1 and seen.events(since=6.0) == []

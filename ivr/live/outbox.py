@@ -13,9 +13,9 @@ head of its queue without penalising the agent.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -93,24 +93,30 @@ def _backoff(tries: int) -> float:
     return BACKOFF_S[min(tries - 1, len(BACKOFF_S) - 1)]
 
 
-class SQLiteOutbox:
-    """The outbox as a table of the SQLite store (``connect()`` gives this thread's
-    connection; inside a routing update it is that update's transaction)."""
+class SqlOutbox:
+    """The outbox as a table of the store. ``connect()`` gives this thread's connection
+    with ``?`` placeholders (inside a routing update, that update's transaction);
+    ``write()`` a write transaction on it: SQLite's ``BEGIN IMMEDIATE`` in line with the
+    other writers by default, or PostgreSQL's (:class:`ivr.live.postgres.PostgresConnect`,
+    whose schema ``ivr db upgrade`` makes). The SQL is the same for both."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Any],
+                 write: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self._connect = connect
+        self._tx = write or (lambda: immediate(connect()))
         connect().executescript(SCHEMA)
 
     def add(self, intents: list[Intent], now: float) -> None:
         self._connect().executemany(
-            "INSERT OR IGNORE INTO outbox (key, kind, call_id, agent_id, target, state, "
-            "due_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+            "INSERT INTO outbox (key, kind, call_id, agent_id, target, state, "
+            "due_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
             [(i.key, i.kind, i.call_id, i.agent_id, f"{i.to} {i.from_}".strip(), now, now)
              for i in intents])
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        with immediate(self._connect()) as conn:
-            return conn.execute(sql, args).fetchall()
+        with self._tx() as conn:
+            return list(conn.execute(sql, args).fetchall())
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
         due = self._connect().execute(  # a read first: an idle sender takes no write lock
@@ -119,12 +125,15 @@ class SQLiteOutbox:
             (now, now - CLAIM_TTL_S)).fetchone()
         if due is None:
             return []
+        # The condition is repeated outside the subquery: on PostgreSQL, a sender that
+        # waited for another host's claim of the same row sees it claimed and skips it.
         rows = self._write(
             "UPDATE outbox SET state = 'sending', claimed_at = ? WHERE key IN ("
             "SELECT key FROM outbox WHERE (state = 'pending' AND due_at <= ?) OR "
             "(state = 'sending' AND claimed_at < ?) ORDER BY due_at LIMIT ?) "
+            "AND ((state = 'pending' AND due_at <= ?) OR (state = 'sending' AND claimed_at < ?)) "
             "RETURNING key, kind, call_id, agent_id, target, tries",
-            (now, now, now - CLAIM_TTL_S, limit))
+            (now, now, now - CLAIM_TTL_S, limit, now, now - CLAIM_TTL_S))
         out = []
         for key, kind, call_id, agent_id, target, tries in rows:
             to, _, from_ = str(target).partition(" ")
@@ -147,7 +156,7 @@ class SQLiteOutbox:
     def delivered(self, call_id: str, agent_id: str) -> bool | None:
         row = self._connect().execute(
             "SELECT state FROM outbox WHERE call_id = ? AND agent_id = ? "
-            "ORDER BY created_at DESC, rowid DESC LIMIT 1", (call_id, agent_id)).fetchone()
+            "ORDER BY created_at DESC, key DESC LIMIT 1", (call_id, agent_id)).fetchone()
         return None if row is None else row[0] == "sent"
 
     def counts(self) -> dict[str, int]:
@@ -155,7 +164,7 @@ class SQLiteOutbox:
         return {str(state): int(n) for state, n in rows}
 
     def prune(self, before: float) -> int:
-        with immediate(self._connect()) as conn:
+        with self._tx() as conn:
             return int(conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'failed') AND "
                                     "created_at < ?", (before,)).rowcount)
 

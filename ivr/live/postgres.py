@@ -90,6 +90,43 @@ CREATE TABLE agent_contacts (
 );
 """),
 ]
+MIGRATIONS.append((2, "REST outbox, users, floor events (what several hosts share)", """
+CREATE TABLE outbox (
+    key        TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    call_id    TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    tries      INTEGER NOT NULL DEFAULT 0,
+    due_at     DOUBLE PRECISION NOT NULL,
+    claimed_at DOUBLE PRECISION,
+    error      TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (state, due_at);
+CREATE INDEX outbox_by_call ON outbox (call_id, agent_id);
+CREATE TABLE users (
+    name         TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,
+    agent_id     TEXT,
+    password     TEXT NOT NULL,
+    stamp        TEXT NOT NULL,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    locked_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    created_at   DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE floor_events (
+    id       BIGSERIAL PRIMARY KEY,
+    call_id  TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    at       DOUBLE PRECISION NOT NULL,
+    kind     TEXT NOT NULL,
+    data     TEXT NOT NULL
+);
+CREATE INDEX floor_events_by_call ON floor_events (call_id, id);
+CREATE INDEX floor_events_by_time ON floor_events (at);
+"""))
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -120,7 +157,7 @@ class PostgresDatabase:
     """A pool of connections per process (a forked worker opens its own) and the thread's
     current transaction, which the call store and the routing journal share."""
 
-    def __init__(self, url: str, *, max_size: int = 4, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, max_size: int = 12, timeout_s: float = 10.0) -> None:
         self.url = url
         self.max_size = max_size
         self.timeout_s = timeout_s
@@ -319,6 +356,63 @@ class PostgresStore:
             raise
         except Exception as exc:
             raise StoreError(f"call store {_redact(self.db.url)} is not usable: {exc}") from None
+
+
+# ------------------------------------------------------------------ small tables
+
+
+class _Result:
+    """A statement's rows (fetched before its connection went back to the pool)."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class _Statements:
+    """One statement at a time with ``?`` placeholders, in the thread's open transaction
+    (a routing update's) or in its own: what the SQL tables shared with SQLite (the
+    outbox, users, floor events) need of a connection."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Any = ()) -> _Result:
+        with self.db.transaction() as conn:
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return _Result(cur.fetchall() if cur.description else [], cur.rowcount)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
+
+    def executescript(self, sql: str) -> None:
+        """Nothing: PostgreSQL's schema is made by ``ivr db upgrade`` (:data:`MIGRATIONS`)."""
+
+
+class PostgresConnect:
+    """``connect()`` and ``write()`` for :class:`ivr.live.outbox.SqlOutbox`,
+    :class:`ivr.users.SqlUserTable` and :class:`ivr.floor.SqlFloorLog` on PostgreSQL."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
+
+    def __call__(self) -> _Statements:
+        return _Statements(self.db)
+
+    @contextmanager
+    def write(self) -> Iterator[_Statements]:
+        """One transaction for the statements run in it."""
+        with self.db.transaction():
+            yield _Statements(self.db)
 
 
 # ------------------------------------------------------------------ routing

@@ -13,24 +13,22 @@ from flask import Flask, jsonify
 
 from ivr.counters import snapshot
 from ivr.errors import FlowError
-from ivr.floor import FloorLog, MemoryFloorLog, SQLiteFloorLog
 from ivr.flows.registry import FlowRegistry
-from ivr.flows.versions import VersionStore
-from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
-from ivr.live.outbox import MemoryOutbox, Outbox, SQLiteOutbox
+from ivr.live.calls_store import Store
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
-from ivr.live.routing_store import (
-    JournalRoutingState,
-    MemoryRoutingState,
-    RoutingState,
-    SQLiteRoutingState,
+from ivr.live.routing_store import JournalRoutingState, RoutingState
+from ivr.live.stores import (
+    open_floor_log,
+    open_store,
+    open_users,
+    open_versions,
+    outbox_of,
+    routing_state,
 )
 from ivr.live.telephony import NoTelephony, Telephony, TwilioTelephony
-from ivr.users import MemoryUserTable, SQLiteUserTable, Users, UserTable
 from ivr.web.live import Hub, picture
 from ivr.web.settings import Settings
-from routing import RoutingPolicy
 
 log = logging.getLogger("ivr.web")
 
@@ -56,9 +54,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["ivr.flows"] = registry or FlowRegistry.open(settings.flows_dir,
                                                                settings.default_flow)
-    app.extensions["ivr.store"] = store or _make_store(settings)
+    app.extensions["ivr.store"] = store or open_store(settings)
     if app.extensions["ivr.flows"].versions is None:
-        app.extensions["ivr.flows"].attach(_make_versions(app.extensions["ivr.store"]))
+        app.extensions["ivr.flows"].attach(open_versions(app.extensions["ivr.store"]))
     app.extensions["ivr.clock"] = clock
     if not settings.validate_signatures:
         log.warning(INSECURE_BANNER)
@@ -85,8 +83,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
         wallboard,
     )
 
-    auth.init_app(app, _make_users(app.extensions["ivr.store"], clock))
-    floor_log = app.extensions["ivr.floor"] = _make_floor_log(app.extensions["ivr.store"])
+    auth.init_app(app, open_users(app.extensions["ivr.store"], clock))
+    floor_log = app.extensions["ivr.floor"] = open_floor_log(app.extensions["ivr.store"])
     routing = app.extensions["ivr.routing"]
     app.extensions["ivr.live"] = Hub(read=lambda t: routing.state.query(
         lambda router: picture(router, t, floor_log.last_id())))
@@ -119,7 +117,7 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     registry.extra_check = lambda flows: policy_problems(flows, policy, where)
     roster = load_roster(settings.flows_dir, policy)
     if state is None:
-        state = _make_routing_state(store, policy)
+        state = routing_state(store, policy)
     _install_roster(state, roster, clock().timestamp())
     telephony: Telephony = NoTelephony()
     if settings.account_sid and settings.auth_token:
@@ -128,53 +126,9 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
     else:
         log.warning("TWILIO_ACCOUNT_SID is not set: calls are routed, but reserved agents "
                     "cannot be connected until it is")
-    outbox: Outbox = (SQLiteOutbox(store.connection) if isinstance(store, SQLiteStore)
-                      else MemoryOutbox())
+    outbox = outbox_of(store)
     return LiveRouting(state, telephony, settings.public_url,
                        timezone=registry.default().spec.timezone, outbox=outbox, clock=clock)
-
-
-def _make_versions(store: Store) -> VersionStore:
-    """Flow versions beside the calls: in the SQLite store's file, else in memory."""
-    return VersionStore(store.path if isinstance(store, SQLiteStore) else ":memory:")
-
-
-def _make_store(settings: Settings) -> Store:
-    """PostgreSQL when a database URL is set (several hosts), else SQLite in the data dir
-    (one host), or memory (one process)."""
-    if settings.database_url:
-        from ivr.live.postgres import PostgresDatabase, PostgresStore
-
-        db = PostgresDatabase(settings.database_url)
-        db.check_current()
-        return PostgresStore(db)
-    if settings.store == "memory":
-        return MemoryStore()
-    return SQLiteStore(settings.data_dir / "ivr.sqlite3",
-                       busy_timeout_s=settings.store_busy_timeout_s)
-
-
-def _make_routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
-    """The shared router's journal in the same database as the calls."""
-    if isinstance(store, SQLiteStore):
-        return SQLiteRoutingState(store.connection, policy)
-    from ivr.live.postgres import PostgresRoutingDB, PostgresStore
-
-    if isinstance(store, PostgresStore):
-        return JournalRoutingState(PostgresRoutingDB(store.db), policy)
-    return MemoryRoutingState(policy)
-
-
-def _make_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:
-    """Users in the SQLite store's file, or in memory beside the memory store."""
-    table: UserTable = (SQLiteUserTable(store.connection) if isinstance(store, SQLiteStore)
-                        else MemoryUserTable())
-    return Users(table, clock=lambda: clock().timestamp())
-
-
-def _make_floor_log(store: Store) -> FloorLog:
-    """Holds, transfers and dispositions beside the calls they belong to."""
-    return SQLiteFloorLog(store.connection) if isinstance(store, SQLiteStore) else MemoryFloorLog()
 
 
 def _healthz() -> Any:

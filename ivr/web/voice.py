@@ -132,10 +132,12 @@ class _Plan:
         if self.after is None:
             self.body = next((b for t in self.replay if (b := rec.response(t))), apology())
             return
+        # The session first, the router last: on PostgreSQL the routing lock is shared
+        # by every host and is held from the routing change to the commit.
+        rec.save(self.after, self.body, self.inputs + _audit(self.trail))
         self.effects = _enter_router(self.before, self.after, _now())
         if self.abandon:
             self.effects += _abandon(self.after.call_id)
-        rec.save(self.after, self.body, self.inputs + _audit(self.trail))
 
 
 def _decide_then_commit(call_id: str, decide: Callable[[Session | None], _Plan]) -> _Plan:

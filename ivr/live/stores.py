@@ -1,0 +1,86 @@
+"""Where each kind of live state is kept, from the settings: one place that picks the
+backend (PostgreSQL when a database URL is set, SQLite in the data dir, or memory) for the
+calls, the routing journal, the REST outbox, users, floor events and flow versions, for the
+server and the commands alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable
+
+from ivr.floor import FloorLog, MemoryFloorLog, SqlFloorLog
+from ivr.flows.versions import VersionStore
+from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
+from ivr.live.outbox import MemoryOutbox, Outbox, SqlOutbox
+from ivr.live.routing_store import (
+    JournalRoutingState,
+    MemoryRoutingState,
+    RoutingState,
+    SQLiteRoutingState,
+)
+from ivr.users import MemoryUserTable, SqlUserTable, Users, UserTable
+from ivr.web.settings import Settings
+from routing import RoutingPolicy
+
+
+def open_versions(store: Store) -> VersionStore:
+    """Flow versions beside the calls: in the SQLite store's file, else in memory."""
+    return VersionStore(store.path if isinstance(store, SQLiteStore) else ":memory:")
+
+
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL when a database URL is set (several hosts), else SQLite in the data dir
+    (one host), or memory (one process)."""
+    if settings.database_url:
+        from ivr.live.postgres import PostgresDatabase, PostgresStore
+
+        db = PostgresDatabase(settings.database_url)
+        db.check_current()
+        return PostgresStore(db)
+    if settings.store == "memory":
+        return MemoryStore()
+    return SQLiteStore(settings.data_dir / "ivr.sqlite3",
+                       busy_timeout_s=settings.store_busy_timeout_s)
+
+
+def routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
+    """The shared router's journal in the same database as the calls."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteRoutingState(store.connection, policy)
+    from ivr.live.postgres import PostgresRoutingDB, PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return JournalRoutingState(PostgresRoutingDB(store.db), policy)
+    return MemoryRoutingState(policy)
+
+
+def open_users(store: Store, clock: Callable[[], dt.datetime]) -> Users:
+    """Users in the SQLite store's file, or in memory beside the memory store."""
+    table: UserTable = (SqlUserTable(connect) if (connect := sql_tables(store))
+                        else MemoryUserTable())
+    return Users(table, clock=lambda: clock().timestamp())
+
+
+def open_floor_log(store: Store) -> FloorLog:
+    """Holds, transfers and dispositions beside the calls they belong to."""
+    connect = sql_tables(store)
+    return SqlFloorLog(connect) if connect else MemoryFloorLog()
+
+
+def sql_tables(store: Store) -> Callable[[], Any] | None:
+    """The connection maker of the store's database for its small tables (users, floor
+    events, outbox), or None for the memory store."""
+    if isinstance(store, SQLiteStore):
+        return store.connection
+    from ivr.live.postgres import PostgresConnect, PostgresStore
+
+    return PostgresConnect(store.db) if isinstance(store, PostgresStore) else None
+
+
+def outbox_of(store: Store) -> Outbox:
+    """The REST outbox in the store's database, shared by its workers and hosts."""
+    connect = sql_tables(store)
+    if connect is None:
+        return MemoryOutbox()
+    write = getattr(connect, "write", None)  # PostgreSQL's transaction; SQLite's by default
+    return SqlOutbox(connect, write)
