@@ -19,7 +19,7 @@ import json
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -429,6 +429,20 @@ class PostgresRoutingDB:
         with self.db.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (ROUTER_LOCK,))
             yield _Sql(conn)
+
+    @contextmanager
+    def locked_reading(self, sql: str, params: Any) -> Iterator[tuple[_Sql, list[Any]]]:
+        """The lock and the read in one round trip (a pipeline: the read is a separate
+        statement, so it sees what the lock's previous holder committed)."""
+        with self.db.transaction() as conn:
+            with conn.pipeline():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (ROUTER_LOCK,))
+                cur = conn.execute(sql.replace("?", "%s"), params)
+            yield _Sql(conn), cur.fetchall()
+
+    def batch(self, conn: Any) -> AbstractContextManager[Any]:
+        """The update's inserts in one round trip."""
+        return conn.conn.pipeline()  # type: ignore[no-any-return]
 
     @contextmanager
     def reading(self) -> Iterator[_Sql]:

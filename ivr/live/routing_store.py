@@ -27,7 +27,7 @@ import logging
 import secrets
 import threading
 import time
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
@@ -123,6 +123,17 @@ class RoutingDB(Protocol):
 
     def reading(self) -> AbstractContextManager[Sql]:
         """A connection for reads, without the lock."""
+        ...
+
+    def locked_reading(self, sql: str, params: Any
+                       ) -> AbstractContextManager[tuple[Sql, list[Any]]]:
+        """:meth:`locked`, and the rows of ``sql`` read once the lock is held (PostgreSQL
+        sends both in one round trip: the lock is shared by every host, and each round
+        trip under it counts)."""
+        ...
+
+    def batch(self, conn: Any) -> AbstractContextManager[Any]:
+        """Writes sent together (PostgreSQL's pipeline), for the records of an update."""
         ...
 
 
@@ -231,20 +242,22 @@ class JournalRoutingState:
         self._apply_rows(replica, rows)
         return replica
 
-    def _advance(self, conn: Sql, replica: _Replica | None) -> tuple[_Replica, int]:
+    def _advance(self, conn: Sql, replica: _Replica | None, rows: list[Any] | None = None
+                 ) -> tuple[_Replica, int]:
         """``replica`` brought to the journal's head: the records it has not seen applied,
         or reloaded when its own last record is gone (rolled back, or pruned behind a newer
         snapshot). Returns it and how many records were applied (-1: reloaded)."""
         if replica is not None and replica.seq:
-            rows = conn.execute("SELECT seq, stamp, at, op, args FROM routing_journal "
-                                "WHERE seq >= ? ORDER BY seq", (replica.seq,)).fetchall()
+            if rows is None:
+                rows = conn.execute(SINCE, (replica.seq,)).fetchall()
             if rows and int(rows[0][0]) == replica.seq and int(rows[0][1]) == replica.stamp:
                 return replica, self._apply_rows(replica, rows[1:])
         return self._load(conn), -1
 
-    def _catch_up(self, conn: Sql) -> Router:
-        """The live router at the journal's head (this process's lock held)."""
-        self._live, applied = self._advance(conn, self._live)
+    def _catch_up(self, conn: Sql, rows: list[Any] | None = None) -> Router:
+        """The live router at the journal's head (this process's lock held); ``rows``:
+        the journal from the live router's record on, when already read."""
+        self._live, applied = self._advance(conn, self._live, rows)
         if applied < 0:
             self.stats.reloads += 1
             self.stats.lag = 0
@@ -257,10 +270,13 @@ class JournalRoutingState:
     def update(self) -> Iterator[RecordingRouter]:
         due = False
         asked = time.perf_counter()
-        with self.db.locked() as conn, self._lock:
+        with self._lock:
+            seen = self._seq if self._live is not None else 0
+        locking = self.db.locked_reading(SINCE, (seen,)) if seen else _no_rows(self.db)
+        with locking as (conn, rows), self._lock:
             started = time.perf_counter()
             self.observe_wait(started - asked)
-            router = self._catch_up(conn)
+            router = self._catch_up(conn, rows if seen and seen == self._seq else None)
             live = self._live
             assert live is not None
             records: list[tuple[int, int, float, str, str]] = []
@@ -291,14 +307,15 @@ class JournalRoutingState:
                 raise
             finally:
                 router.watch(None)
-            if records:
-                conn.executemany("INSERT INTO routing_journal (seq, stamp, at, op, args) "
-                                 "VALUES (?, ?, ?, ?, ?)", records)
-                self.stats.recorded += len(records)
-            if decisions:
-                conn.executemany("INSERT INTO routing_decisions (call_id, data) VALUES (?, ?)",
-                                 [(d.call_id, json.dumps(d.as_dict(), default=str))
-                                  for d in decisions])
+            with self.db.batch(conn):
+                if records:
+                    conn.executemany("INSERT INTO routing_journal (seq, stamp, at, op, args) "
+                                     "VALUES (?, ?, ?, ?, ?)", records)
+                if decisions:
+                    conn.executemany(
+                        "INSERT INTO routing_decisions (call_id, data) VALUES (?, ?)",
+                        [(d.call_id, json.dumps(d.as_dict(), default=str)) for d in decisions])
+            self.stats.recorded += len(records)
             if clamped:
                 self.stats.clamped += clamped
                 self._bump(conn, CLAMPS, clamped)
@@ -416,6 +433,16 @@ class JournalRoutingState:
                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
+#: The journal from a record on (that record first, to check it is still the same).
+SINCE = "SELECT seq, stamp, at, op, args FROM routing_journal WHERE seq >= ? ORDER BY seq"
+
+
+@contextmanager
+def _no_rows(db: RoutingDB) -> Iterator[tuple[Sql, None]]:
+    with db.locked() as conn:
+        yield conn, None
+
+
 class SQLiteRoutingDB:
     """The routing lock of the SQLite store: its write lock (``BEGIN IMMEDIATE``)."""
 
@@ -438,6 +465,14 @@ class SQLiteRoutingDB:
     @contextmanager
     def reading(self) -> Iterator[Any]:
         yield self._connect()
+
+    @contextmanager
+    def locked_reading(self, sql: str, params: Any) -> Iterator[tuple[Any, list[Any]]]:
+        with self.locked() as conn:
+            yield conn, conn.execute(sql, params).fetchall()
+
+    def batch(self, conn: Any) -> AbstractContextManager[Any]:
+        return nullcontext()
 
 
 def _import_old_snapshot(conn: Any) -> None:
