@@ -267,3 +267,48 @@ def test_snapshots_are_written_off_the_routing_lock(backend):
                        if _ > 10))
     assert restored.to_dict() == state.read().to_dict()
     assert "during" in state.read().calls
+
+
+def test_a_snapshot_written_in_pieces_is_the_json_of_the_router():
+    from ivr.live.routing_store import _dumps_in_pieces
+
+    router = Router(POLICY, history_limit=HISTORY)
+    for i in range(100):
+        router.add_agent(Agent(id=f"a{i}", skills={"a": 1 + i % 4}, languages={"en"},
+                               presence=AgentState.AVAILABLE), 0.0)
+    for i in range(150):
+        router.enqueue(Call(id=f"c{i}", queue=QUEUES[i % len(QUEUES)]), 1.0 + i)
+    data = router.to_dict()
+    assert json.loads(_dumps_in_pieces(data)) == json.loads(json.dumps(data))
+
+
+def test_a_question_asked_before_an_operation_commits_does_not_reload(backend):
+    """One thread's call step has run a routing operation but not committed yet; another
+    thread's question is answered from the process's router as it is, without reloading
+    it from the snapshot (0.8 s at 10,000 agents, with the process's operations waiting)."""
+    import threading
+
+    store = backend.store()
+    state = backend.routing(store, POLICY, snapshot_every=1000, snapshot_seconds=1e9)
+    _seed(state)
+    state.read()
+    reloads = state.stats.reloads
+    applied, commit = threading.Event(), threading.Event()
+
+    def call_step() -> None:
+        with store.transaction("CA" + "0" * 32):  # the call's transaction, left open
+            with state.update() as router:
+                router.enqueue(Call(id="open", queue="qa"), 5.0)
+            applied.set()
+            assert commit.wait(10)
+
+    worker = threading.Thread(target=call_step)
+    worker.start()
+    try:
+        assert applied.wait(10)
+        assert "open" in state.query(lambda r: set(r.calls))
+        assert state.stats.reloads == reloads
+    finally:
+        commit.set()
+        worker.join(10)
+    assert "open" in state.query(lambda r: set(r.calls)) and state.stats.reloads == reloads

@@ -14,7 +14,7 @@ from flask import Flask, jsonify
 from ivr.counters import snapshot
 from ivr.errors import FlowError
 from ivr.flows.registry import FlowRegistry
-from ivr.live.calls_store import Store
+from ivr.live.calls_store import SQLiteStore, Store
 from ivr.live.roster import AgentSpec, load_roster
 from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_policy
 from ivr.live.routing_store import JournalRoutingState, RoutingState
@@ -203,6 +203,10 @@ def _background(app: Flask, settings: Settings) -> Callable[[], None]:
                 routing.background = True  # from now on webhooks only wake the sender
                 if isinstance(routing.state, JournalRoutingState):
                     routing.state.background_snapshots = True  # written off the hot path
+                store = app.extensions["ivr.store"]
+                if isinstance(store, SQLiteStore):
+                    store.checkpoint_in_background = True  # this worker's connections
+                    every(1.0, store.checkpoint, "wal-checkpoint")
                 threading.Thread(target=routing.sender_loop, args=(threading.Event(),),
                                  name="ivr-outbox", daemon=True).start()
 
