@@ -19,6 +19,8 @@ log = logging.getLogger("ivr.server")
 #: Request threads per worker process: each open agent desktop or wallboard holds one for
 #: its live stream, and a slow client holds one too (``--threads`` changes it).
 THREADS = 64
+#: The workers' GIL switch interval (Python's default is 0.005 s).
+SWITCH_INTERVAL_S = 0.0005
 #: A worker silent this long is restarted; kept below Twilio's 15 s webhook budget.
 WORKER_TIMEOUT_S = 10
 
@@ -41,6 +43,11 @@ def serve(settings: Settings, host: str, port: int, workers: int,
           log_level: str = "info", threads: int = THREADS) -> int:
     """Validate the flows, then serve until stopped. Returns a process exit code."""
     configure_logging(log_level)
+    # A thread gets the interpreter back within 0.5 ms (not 5) after each database call:
+    # a thread holding the store's write lock, which every worker waits for, is not left
+    # waiting behind the other request threads (bench_live, SQLite: 300-318 -> 325-340
+    # req/s, p99 137-158 -> 115-118 ms). Inherited by the forked workers.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     check_tokens(settings)
     _metrics_dir(settings)
     registry = FlowRegistry.open(settings.flows_dir, settings.default_flow)
