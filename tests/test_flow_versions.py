@@ -124,9 +124,12 @@ def test_a_draft_cannot_name_files_outside_the_flows_folder(folder, change, word
     assert flow is None and any(words in p for p in problems), problems
 
 
-def test_cli_history_publish_rollback_and_export(folder, capsys, monkeypatch):
+def test_cli_history_publish_rollback_and_export(folder, capsys, monkeypatch, backend):
+    """The same commands on the data dir's SQLite file and on the hosts' PostgreSQL."""
     monkeypatch.delenv("IVR_FLOWS_DIR", raising=False)
     flags = ["--flows", str(folder / "flows"), "--data-dir", str(folder / "var")]
+    if backend.name == "postgres":
+        flags += ["--database-url", str(backend.where)]
     draft = folder / "draft" / "quickstart.yaml"
     draft.parent.mkdir()
     draft.write_text((folder / "flows" / "quickstart.yaml").read_text()
@@ -138,6 +141,10 @@ def test_cli_history_publish_rollback_and_export(folder, capsys, monkeypatch):
     assert [set(r) for r in rows] == [HISTORY_KEYS, HISTORY_KEYS]
     assert [(r["version"], r["author"], r["message"]) for r in rows] == [
         (2, "ann", "shorter"), (1, "files", "from file quickstart.yaml")]
+    if backend.name == "postgres":  # in the shared database, not in the data dir
+        assert backend.rows("SELECT max(version) FROM flow_versions "
+                            "WHERE flow_id = 'quickstart'") == [(2,)]
+        assert not (folder / "var" / "ivr.sqlite3").exists()
     assert main(["flows", "rollback", "quickstart", "1", *flags]) == 0
     assert main(["flows", "export", str(folder / "out"), *flags]) == 0
     capsys.readouterr()

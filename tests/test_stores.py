@@ -233,3 +233,38 @@ def test_outbox_users_and_floor_events_are_shared_by_the_hosts(backend):
     seen = stores.open_floor_log(two)
     assert [(e.kind, e.agent_id) for e in seen.events(call_id="CA1")] == [("hold", "a1")]
     assert seen.last_id() >= 1 and seen.events(since=6.0) == []
+
+
+def test_a_flow_published_on_one_host_is_live_on_every_host(backend):
+    """Flow versions live in the hosts' shared database: a version saved and published on
+    one host is what the other serves, stored versions stay immutable, and two hosts
+    seeding the same file at once make one version, not two."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ivr.live import stores
+
+    one, two = stores.open_versions(backend.store()), stores.open_versions(backend.store())
+    before = two.live_stamp()
+    v1 = one.record("q", "q.yaml", "a: 1\n", "ann", "first", now=1.0)
+    one.publish("q", v1.version, "ann", now=2.0)
+    assert two.live()["q"].text == "a: 1\n" and two.live_stamp() != before
+    v2 = two.record("q", "q.yaml", "a: 2\n", "bob", "second", now=3.0)
+    assert v2.version == 2 and one.get("q", 2).author == "bob"
+    one.publish("q", 2, "ann", now=4.0, action="rollback")
+    assert [h["version"] for h in two.history("q")] == [2, 1]
+    assert [a["action"] for a in two.audit("q")] == ["save", "publish", "save", "rollback"]
+    with pytest.raises(Exception, match="immutable"):
+        backend.rows("UPDATE flow_versions SET text = 'x' WHERE version = 1")
+    with pytest.raises(Exception, match="immutable"):
+        backend.rows("DELETE FROM flow_versions")
+    two.save_draft("q", "a: 3\n", "bob", now=5.0)
+    assert one.draft("q").text == "a: 3\n"
+    one.drop_draft("q")
+    assert two.draft("q") is None
+
+    hosts = [stores.open_versions(backend.store()) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda v: v.adopt("seeded", "s.yaml", "b: 1\n", "files",
+                                               "from the file", now=6.0), hosts))
+    assert sum(m is not None for m in made) == 1
+    assert [h["version"] for h in one.history("seeded")] == [1]

@@ -6,9 +6,11 @@ is live (the one new calls start on); publishing and rolling back only move that
 pointer, inside one transaction, and each move is written to the audit log. A draft is
 a text being edited: it never serves a caller.
 
-The tables live in the call store's SQLite file (``var/ivr.sqlite3``), so every worker
-process and the ``ivr flows`` commands see the same history. ``VersionStore(":memory:")``
-keeps them in this process only (tests, ``IVR_STORE=memory``).
+The tables live in the call store's database: its SQLite file (``var/ivr.sqlite3``), so
+every worker process and the ``ivr flows`` commands see the same history, or PostgreSQL
+(:meth:`VersionStore.on`, schema by ``ivr db upgrade``), so that a flow published on one
+host goes live on all of them. ``VersionStore(":memory:")`` keeps them in this process
+only (tests, ``IVR_STORE=memory``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ivr.errors import StoreError
 
@@ -92,7 +94,7 @@ class Draft:
 
 
 class VersionStore:
-    """Flow versions, drafts, the live pointer and the audit log in one SQLite file."""
+    """Flow versions, drafts, the live pointer and the audit log in the store's database."""
 
     def __init__(self, path: str | Path, busy_timeout_s: float = 10.0) -> None:
         self.path = str(path)
@@ -102,13 +104,29 @@ class VersionStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._connect: Callable[[], Any] | None = None
+        self._transaction: Callable[[], Any] | None = None
         with self._locked() as conn:
             conn.executescript(SCHEMA)
 
+    @classmethod
+    def on(cls, connect: Callable[[], Any], write: Callable[[], Any],
+           where: str) -> VersionStore:
+        """The tables in another database: ``connect()`` runs statements with ``?``
+        placeholders, ``write()`` opens a transaction
+        (:class:`ivr.live.postgres.PostgresConnect`, whose schema ``ivr db upgrade`` makes)."""
+        self = cls.__new__(cls)
+        self.path, self._lock = where, threading.RLock()
+        self._connect, self._transaction = connect, write
+        return self
+
     @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
+    def _locked(self) -> Iterator[Any]:
         """This process's connection, one thread at a time (nothing here is on a
         webhook's path: the studio, the CLI and the reload thread use it)."""
+        if self._connect is not None:
+            yield self._connect()
+            return
         with self._lock:
             if self._conn is None or self._pid != os.getpid():
                 try:
@@ -123,7 +141,11 @@ class VersionStore:
             yield self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Any]:
+        if self._transaction is not None:
+            with self._lock, self._transaction() as conn:
+                yield conn
+            return
         with self._locked() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -8,9 +8,12 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ivr.errors import FlowError, IVRError
+
+if TYPE_CHECKING:
+    from ivr.flows.versions import VersionStore
 
 #: Longest message a version may carry.
 MAX_MESSAGE = 500
@@ -45,6 +48,8 @@ def add_version_commands(fs: argparse._SubParsersAction) -> None:  # type: ignor
 def _store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flows", dest="flows_dir", type=Path, help="flows folder (IVR_FLOWS_DIR)")
     p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    p.add_argument("--database-url", help="postgresql://... (IVR_DATABASE_URL): the versions "
+                   "the hosts share, instead of the data dir's SQLite file")
 
 
 def _positive(text: str) -> int:
@@ -80,18 +85,34 @@ def _author(args: argparse.Namespace) -> str:
 def _settings(args: argparse.Namespace) -> Any:
     from ivr.web.settings import Settings
 
-    return Settings.from_env(flows_dir=args.flows_dir, data_dir=args.data_dir)
+    return Settings.from_env(flows_dir=args.flows_dir, data_dir=args.data_dir,
+                             database_url=getattr(args, "database_url", None))
 
 
-def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = ()) -> Any:
+def version_store(data_dir: Path, database_url: str | None = None) -> VersionStore:
+    """The flow versions where the server keeps them: in PostgreSQL when a database URL
+    is given (what every host serves), else in the data dir's SQLite file."""
+    from ivr.flows.versions import VersionStore
+
+    if not database_url:
+        return VersionStore(data_dir / "ivr.sqlite3")
+    from ivr.live.postgres import PostgresDatabase, PostgresStore
+    from ivr.live.stores import open_versions
+
+    db = PostgresDatabase(database_url, max_size=2)
+    db.check_current()
+    return open_versions(PostgresStore(db))
+
+
+def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = (),
+                       database_url: str | None = None) -> Any:
     """The flows folder with its versions attached (seeding the store on first use) and
     routes checked against the folder's routing policy, as the server does."""
     from ivr.flows.registry import FlowRegistry
-    from ivr.flows.versions import VersionStore
     from ivr.live.routing import POLICY_FILE, policy_problems, routing_policy
 
     registry = FlowRegistry.open(flows_dir)
-    registry.attach(VersionStore(data_dir / "ivr.sqlite3"), skip=skip)
+    registry.attach(version_store(data_dir, database_url), skip=skip)
     policy = routing_policy(flows_dir, registry.flows)
     where = str(flows_dir / POLICY_FILE)
     registry.extra_check = lambda flows: policy_problems(flows, policy, where)
@@ -99,15 +120,13 @@ def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = (
 
 
 def _history(args: argparse.Namespace) -> int:
-    from ivr.flows.versions import VersionStore
-
     settings = _settings(args)
     path = settings.data_dir / "ivr.sqlite3"
-    if not path.is_file():
+    if not settings.database_url and not path.is_file():
         raise IVRError(f"no store at {path} (start the server once, or give --data-dir)")
-    store = VersionStore(path)
+    store = version_store(settings.data_dir, settings.database_url)
     if args.flow_id not in store.flow_ids():
-        print(f"error: no flow '{args.flow_id}' in {path} (flows: "
+        print(f"error: no flow '{args.flow_id}' in {store.path} (flows: "
               f"{', '.join(store.flow_ids()) or 'none'})", file=sys.stderr)
         return 2
     if args.audit:
@@ -142,7 +161,8 @@ def _publish(args: argparse.Namespace) -> int:
         return 2
     data = safe_yaml(text, str(args.file))
     flow_id = str(data.get("id") or args.file.stem) if isinstance(data, dict) else args.file.stem
-    registry = versioned_registry(settings.flows_dir, settings.data_dir, skip=[args.file])
+    registry = versioned_registry(settings.flows_dir, settings.data_dir, skip=[args.file],
+                                  database_url=settings.database_url)
     version = publish(registry, flow_id, text, _author(args), args.message)
     print(f"published {flow_id} version {version.version} ({version.hash})")
     return 0
@@ -152,7 +172,8 @@ def _rollback(args: argparse.Namespace) -> int:
     from ivr.flows.publishing import rollback
 
     settings = _settings(args)
-    registry = versioned_registry(settings.flows_dir, settings.data_dir)
+    registry = versioned_registry(settings.flows_dir, settings.data_dir,
+                                  database_url=settings.database_url)
     if args.flow_id not in (registry.versions.flow_ids() if registry.versions else []):
         print(f"error: no flow '{args.flow_id}' (flows: {', '.join(sorted(registry.flows))})",
               file=sys.stderr)
@@ -166,7 +187,8 @@ def _export(args: argparse.Namespace) -> int:
     from ivr.flows.publishing import export
 
     settings = _settings(args)
-    registry = versioned_registry(settings.flows_dir, settings.data_dir)
+    registry = versioned_registry(settings.flows_dir, settings.data_dir,
+                                  database_url=settings.database_url)
     if args.folder.resolve() == settings.flows_dir.resolve():
         raise FlowError([f"{args.folder}: export into another folder than the flows folder, "
                          "then review and copy (git diff)"])

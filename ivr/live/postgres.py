@@ -27,7 +27,7 @@ from ivr.engine.session import Session
 from ivr.errors import StoreError
 
 #: Advisory lock classes (the first key of ``pg_advisory_xact_lock(int, int)``).
-CALL_LOCK, ROUTER_LOCK, MIGRATION_LOCK = 7101, 7102, 7103
+CALL_LOCK, ROUTER_LOCK, MIGRATION_LOCK, FLOWS_LOCK = 7101, 7102, 7103, 7104
 
 #: (version, what it does, SQL). Append only: a released migration is never edited.
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -127,6 +127,45 @@ CREATE TABLE floor_events (
 CREATE INDEX floor_events_by_call ON floor_events (call_id, id);
 CREATE INDEX floor_events_by_time ON floor_events (at);
 """))
+MIGRATIONS.append((3, "flow versions, drafts, live pointer and audit log (publish once, live "
+                   "on every host)", """
+CREATE TABLE flow_versions (
+    flow_id    TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    author     TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    message    TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    PRIMARY KEY (flow_id, version)
+);
+CREATE FUNCTION flow_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'flow versions are immutable'; END $$;
+CREATE TRIGGER flow_versions_immutable BEFORE UPDATE OR DELETE ON flow_versions
+    FOR EACH ROW EXECUTE FUNCTION flow_versions_immutable();
+CREATE TABLE flow_live (
+    flow_id      TEXT PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    published_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE flow_drafts (
+    flow_id    TEXT PRIMARY KEY,
+    text       TEXT NOT NULL,
+    author     TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE flow_audit (
+    id      BIGSERIAL PRIMARY KEY,
+    flow_id TEXT NOT NULL,
+    at      DOUBLE PRECISION NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    version INTEGER,
+    message TEXT NOT NULL
+);
+CREATE INDEX flow_audit_by_flow ON flow_audit (flow_id, id);
+"""))
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -165,6 +204,11 @@ class PostgresDatabase:
         self._pid: int | None = None
         self._local = threading.local()
         self._guard = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """The URL without its password, for messages."""
+        return _redact(self.url)
 
     def _get_pool(self) -> Any:
         if self._pool is None or self._pid != os.getpid():
@@ -412,6 +456,14 @@ class PostgresConnect:
     def write(self) -> Iterator[_Statements]:
         """One transaction for the statements run in it."""
         with self.db.transaction():
+            yield _Statements(self.db)
+
+    @contextmanager
+    def write_flows(self) -> Iterator[_Statements]:
+        """A transaction that holds the flow versions' lock: two hosts saving or
+        publishing at once take turns (a version number is read, then written)."""
+        with self.db.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (FLOWS_LOCK,))
             yield _Statements(self.db)
 
 

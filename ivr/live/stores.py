@@ -24,8 +24,16 @@ from routing import RoutingPolicy
 
 
 def open_versions(store: Store) -> VersionStore:
-    """Flow versions beside the calls: in the SQLite store's file, else in memory."""
-    return VersionStore(store.path if isinstance(store, SQLiteStore) else ":memory:")
+    """Flow versions beside the calls: in the SQLite store's file, in PostgreSQL (a flow
+    published on one host is live on every host), else in memory."""
+    if isinstance(store, SQLiteStore):
+        return VersionStore(store.path)
+    from ivr.live.postgres import PostgresConnect, PostgresStore
+
+    if isinstance(store, PostgresStore):
+        connect = PostgresConnect(store.db)
+        return VersionStore.on(connect, connect.write_flows, where=store.db.where)
+    return VersionStore(":memory:")
 
 
 def open_store(settings: Settings) -> Store:
