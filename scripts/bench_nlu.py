@@ -2,9 +2,15 @@
 """Benchmark intent recognition on Banking77 and CLINC150 through ``ivr nlu eval``.
 
 Validation splits are made from the shared training data only:
-- Banking77: a stratified 10% of ``banking77/train.csv`` (seed 0) is held out.
+- Banking77: a stratified 10% of ``banking77/train.csv`` is held out, once per
+  ``--seeds`` value (default 0 1 2: three splits, so the figures come with their spread).
 - CLINC150: train = ``train`` + ``oos_train``; validation = ``val`` + ``oos_val``
-  (the ``test`` / ``oos_test`` keys are held out from developers).
+  (the ``test`` / ``oos_test`` keys are held out from developers). Its split is fixed,
+  so it runs once whatever the seeds.
+
+After the per-run lines, one ``"summary": true`` JSON line per data set, backend and
+threshold gives the mean, standard deviation, minimum and maximum of each metric over
+the seeds.
 
 Each eval runs in a fresh process (so ``peak_rss_mb`` is per data set) with the
 same code path as the IVR. Pass ``--banking77-test`` / ``--clinc-test`` (text,category
@@ -15,6 +21,7 @@ Backends: ``linear`` always; ``embeddings`` too when its extra is installed
 
     python scripts/bench_nlu.py [--data ../shared/data] [--threshold auto 0 0.5] [--out DIR]
                                 [--backend linear embeddings] [--suite banking77 clinc150]
+                                [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import csv
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,7 +68,8 @@ def banking77_csvs(data: Path, out: Path, share: float, seed: int) -> tuple[Path
     with (data / "banking77" / "train.csv").open(newline="", encoding="utf-8") as fh:
         rows = [(r["text"], r["category"]) for r in csv.DictReader(fh)]
     train, val = stratified_split(rows, share, seed)
-    return write_csv(out / "banking77_train.csv", train), write_csv(out / "banking77_val.csv", val)
+    return (write_csv(out / f"banking77_train_seed{seed}.csv", train),
+            write_csv(out / f"banking77_val_seed{seed}.csv", val))
 
 
 def clinc150_csvs(data: Path, out: Path) -> tuple[Path, Path]:
@@ -128,7 +137,8 @@ def main() -> int:
         "top-1 accuracy as in the published Banking77 numbers)",
     )
     parser.add_argument("--val-share", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="Banking77 validation splits to run (one training each)")
     parser.add_argument(
         "--backend",
         nargs="+",
@@ -145,13 +155,14 @@ def main() -> int:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_nlu_"))
     out.mkdir(parents=True, exist_ok=True)
-    b_train, b_val = banking77_csvs(args.data, out, args.val_share, args.seed)
-    c_train, c_val = clinc150_csvs(args.data, out)
-    suites = [
-        ("banking77", b_train, args.banking77_test or b_val),
-        ("clinc150", c_train, args.clinc_test or c_val),
-    ]
-    suites = [s for s in suites if s[0] in args.suite]
+    suites: list[tuple[str, int | None, Path, Path]] = []
+    if "banking77" in args.suite:
+        for seed in args.seeds if not args.banking77_test else args.seeds[:1]:
+            b_train, b_val = banking77_csvs(args.data, out, args.val_share, seed)
+            suites.append(("banking77", seed, b_train, args.banking77_test or b_val))
+    if "clinc150" in args.suite:
+        c_train, c_val = clinc150_csvs(args.data, out)
+        suites.append(("clinc150", None, c_train, args.clinc_test or c_val))
     backends = args.backend
     if backends is None:
         backends = ["linear"]
@@ -162,13 +173,14 @@ def main() -> int:
             print(f"skipping backend 'embeddings': {reason}", file=sys.stderr)
     results = []
     for backend in backends:
-        for name, train, test in suites:
+        for name, seed, train, test in suites:
             for metrics in run_eval(train, test, args.threshold, backend):
                 threshold = metrics.pop("threshold")
                 results.append(
                     {
                         "data": name,
                         "backend": backend,
+                        "seed": seed,
                         "test": test.name,
                         "threshold": threshold,
                         **metrics,
@@ -187,11 +199,43 @@ def main() -> int:
         "train_cpu_s",
         "peak_rss_mb",
     ]
-    print(f"\n{'data':<10} {'backend':<10} {'thr':>5} " + " ".join(f"{k:>12}" for k in keys))
+    summaries = summarise(results, keys)
+    for summary in summaries:
+        print(json.dumps(summary), flush=True)
+    print(f"\n{'data':<10} {'backend':<10} {'seed':>5} {'thr':>5} "
+          + " ".join(f"{k:>12}" for k in keys))
     for r in results:
         cells = " ".join(f"{'-' if r[k] is None else r[k]:>12}" for k in keys)
-        print(f"{r['data']:<10} {r['backend']:<10} {r['threshold']:>5} {cells}")
+        seed = "-" if r["seed"] is None else r["seed"]
+        print(f"{r['data']:<10} {r['backend']:<10} {seed:>5} {r['threshold']:>5} {cells}")
+    print("\nover the seeds: mean ± sd [min, max]")
+    for summary in summaries:
+        acc = summary["accuracy"]
+        print(f"{summary['data']:<10} {summary['backend']:<10} thr {summary['threshold']:>5} "
+              f"n={summary['runs']}: accuracy {acc['mean']} ± {acc['sd']} "
+              f"[{acc['min']}, {acc['max']}]")
     return 0
+
+
+def summarise(results: list[dict], keys: list[str]) -> list[dict]:
+    """Mean, sd, min and max of each metric over the runs (seeds) of one data set,
+    backend and threshold."""
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["data"], r["backend"], r["threshold"])].append(r)
+    out = []
+    for (data, backend, threshold), runs in groups.items():
+        summary: dict = {"summary": True, "data": data, "backend": backend,
+                         "threshold": threshold, "runs": len(runs),
+                         "seeds": [r["seed"] for r in runs]}
+        for key in keys:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            summary[key] = None if not values else {
+                "mean": round(statistics.fmean(values), 4),
+                "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+                "min": min(values), "max": max(values)}
+        out.append(summary)
+    return out
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def test_any_interleaving_replays_to_what_every_process_holds(fresh_backend, ops
     Router.from_dict(held[0]).check_invariants()
 
 
-def test_a_command_whose_clock_is_behind_is_clamped_and_counted(backend):
+def test_a_command_whose_clock_is_behind_is_clamped_and_counted(backend, caplog):
     db = backend
     ahead, behind = _states(db, 2, 100)
     _seed(ahead)
@@ -158,6 +158,11 @@ def test_a_command_whose_clock_is_behind_is_clamped_and_counted(backend):
     rows, _ = _journal(db)
     assert [r[2] for r in rows][-2:] == [200.0, 200.0]
     assert behind.meta(CLAMPS) == "1" and behind.stats.clamped == 1 and ahead.stats.clamped == 0
+    assert [r.behind_s for r in caplog.records] == [50.0]  # a clock problem: logged
+    caplog.clear()
+    with behind.update() as router:  # two requests took the lock in the other order
+        router.enqueue(Call(id="c3", queue="qa"), 199.8)
+    assert behind.meta(CLAMPS) == "2" and caplog.records == []  # counted, not logged
 
 
 def test_a_rolled_back_operation_is_not_kept_by_its_process(backend):
