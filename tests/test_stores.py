@@ -35,8 +35,9 @@ def test_a_step_is_stored_with_its_answer_route_and_events(backend):
         assert record.session.node == "menu" and record.response(1) == "<Response/>"
     assert other.route_request("CA1") == {"queue": "cards", "skills": {}}
     assert [e["kind"] for e in other.events("CA1")] == ["step", "route"]
-    assert [x.call_id for x in other.sessions_since(time.time() - 60)] == ["CA1"]
-    assert other.sessions_since(time.time() + 60) == []
+    at = OPEN.timestamp()  # the session's clock, which reports and replays ask by
+    assert [x.call_id for x in other.sessions_since(at - 60)] == ["CA1"]
+    assert other.sessions_since(at + 60) == [] and other.sessions_since(0, at) == []
     other.ping()
 
 
@@ -268,3 +269,28 @@ def test_a_flow_published_on_one_host_is_live_on_every_host(backend):
                                                "from the file", now=6.0), hosts))
     assert sum(m is not None for m in made) == 1
     assert [h["version"] for h in one.history("seeded")] == [1]
+
+
+def test_reports_read_the_calls_of_the_range_asked_for(backend):
+    """`ivr report` and `/reports` read sessions by their time index on both backends:
+    a call of the range is counted, calls before and long after it are not read."""
+    from conftest import FLOWS
+
+    from ivr.floor import MemoryFloorLog
+    from ivr.live.routing import routing_policy
+    from ivr.report import collect
+
+    store = backend.store()
+    day = dt.timedelta(days=1)
+    for call_id, started in (("CA-before", OPEN - day), ("CA-in", OPEN),
+                             ("CA-later", OPEN + 5 * day)):
+        session = _session(call_id, 1).model_copy(
+            update={"started_at": started, "updated_at": started + dt.timedelta(minutes=3)})
+        with store.transaction(call_id) as record:
+            record.save(session, "<Response/>", [])
+    start, end = OPEN - dt.timedelta(hours=1), OPEN + dt.timedelta(hours=1)
+    read = backend.store().sessions_since(start.timestamp(), end.timestamp() + 86400)
+    assert [s.call_id for s in read] == ["CA-in"]
+    facts = collect(backend.store(), lambda call_id: [], MemoryFloorLog(),
+                    routing_policy(FLOWS, {}), start, end)
+    assert [f.call_id for f in facts] == ["CA-in"]

@@ -10,6 +10,7 @@ worker processes never interleave on a call and a restart loses nothing), and
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
     data    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_call ON events (call_id, id);
+CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated_at);
 CREATE TABLE IF NOT EXISTS health (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL
@@ -86,8 +88,10 @@ class Store(Protocol):
 
     def events(self, call_id: str) -> list[dict[str, Any]]: ...
 
-    def sessions_since(self, since: float) -> list[Session]:
-        """Sessions of calls updated at or after ``since`` (epoch seconds), oldest first."""
+    def sessions_since(self, since: float, until: float = math.inf) -> list[Session]:
+        """Sessions of calls last updated in [``since``, ``until``) (epoch seconds, by
+        the session's own clock, which is the app's: the one reports and replays ask
+        by), oldest first."""
         ...
 
     def ping(self) -> None:
@@ -117,7 +121,7 @@ class _SQLiteRecord:
             "status=excluded.status, turn=excluded.turn, session=excluded.session, "
             "updated_at=excluded.updated_at",
             (session.call_id, session.flow_id, session.status, session.turn, session.to_json(),
-             now))
+             session.updated_at.timestamp()))
         self.conn.execute("INSERT OR REPLACE INTO responses (call_id, turn, twiml) VALUES (?,?,?)",
                           (session.call_id, session.turn, twiml))
         if session.route is not None:
@@ -208,10 +212,10 @@ class SQLiteStore:
                                     (call_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def sessions_since(self, since: float) -> list[Session]:
+    def sessions_since(self, since: float, until: float = math.inf) -> list[Session]:
         rows = self.connection().execute(
-            "SELECT session FROM sessions WHERE updated_at >= ? ORDER BY updated_at",
-            (since,)).fetchall()
+            "SELECT session FROM sessions WHERE updated_at >= ? AND updated_at < ? "
+            "ORDER BY updated_at", (since, until)).fetchall()
         return [Session.from_json(r[0]) for r in rows]
 
     def checkpoint(self) -> None:
@@ -281,9 +285,10 @@ class MemoryStore:
     def events(self, call_id: str) -> list[dict[str, Any]]:
         return list(self._events.get(call_id, []))
 
-    def sessions_since(self, since: float) -> list[Session]:
+    def sessions_since(self, since: float, until: float = math.inf) -> list[Session]:
         with self._lock:
-            found = [s for s in self._sessions.values() if s.updated_at.timestamp() >= since]
+            found = [s for s in self._sessions.values()
+                     if since <= s.updated_at.timestamp() < until]
         return sorted(found, key=lambda s: s.updated_at)
 
     def ping(self) -> None:

@@ -16,6 +16,7 @@ upgrade``, never by hand; a server refuses to start on a database behind the cod
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -128,7 +129,7 @@ CREATE INDEX floor_events_by_call ON floor_events (call_id, id);
 CREATE INDEX floor_events_by_time ON floor_events (at);
 """))
 MIGRATIONS.append((3, "flow versions, drafts, live pointer and audit log (publish once, live "
-                   "on every host)", """
+                   "on every host); sessions by time (reports)", """
 CREATE TABLE flow_versions (
     flow_id    TEXT NOT NULL,
     version    INTEGER NOT NULL,
@@ -165,6 +166,7 @@ CREATE TABLE flow_audit (
     message TEXT NOT NULL
 );
 CREATE INDEX flow_audit_by_flow ON flow_audit (flow_id, id);
+CREATE INDEX sessions_by_update ON sessions (updated_at);
 """))
 LATEST = MIGRATIONS[-1][0]
 
@@ -334,7 +336,7 @@ class _PgRecord:
             "flow_id=excluded.flow_id, status=excluded.status, turn=excluded.turn, "
             "session=excluded.session, updated_at=excluded.updated_at",
             (session.call_id, session.flow_id, session.status, session.turn, session.to_json(),
-             now))
+             session.updated_at.timestamp()))
         self.conn.execute(
             "INSERT INTO responses (call_id, turn, twiml) VALUES (%s,%s,%s) "
             "ON CONFLICT (call_id, turn) DO UPDATE SET twiml=excluded.twiml",
@@ -386,10 +388,11 @@ class PostgresStore:
                                 (call_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def sessions_since(self, since: float) -> list[Session]:
+    def sessions_since(self, since: float, until: float = math.inf) -> list[Session]:
         with self.db.reading() as conn:
-            rows = conn.execute("SELECT session FROM sessions WHERE updated_at >= %s "
-                                "ORDER BY updated_at", (since,)).fetchall()
+            rows = conn.execute("SELECT session FROM sessions WHERE updated_at >= %s AND "
+                                "updated_at < %s ORDER BY updated_at",
+                                (since, until)).fetchall()
         return [Session.from_json(r[0]) for r in rows]
 
     def ping(self) -> None:
