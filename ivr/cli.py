@@ -106,27 +106,28 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
     p = route_sub.add_parser("explain", help="why a call went to its agent (from the store)")
     p.add_argument("call_id")
     p.add_argument("--data-dir", type=Path, help="folder of the SQLite store (IVR_DATA_DIR)")
+    p.add_argument("--database-url", help="postgresql://... (IVR_DATABASE_URL): the hosts' "
+                   "shared store instead of the data dir's")
     p.add_argument("--json", action="store_true", help="print the decision records as JSON")
     p.set_defaults(func=_route_explain)
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from ivr.live.calls_store import SQLiteStore
-    from ivr.live.routing_store import SQLiteRoutingState
+    from ivr.live.stores import open_store, routing_state
     from ivr.web.settings import Settings
-    from routing import Decision
+    from routing import Decision, RoutingPolicy
     from routing.cli import format_decision
 
-    settings = Settings.from_env(data_dir=args.data_dir)
-    path = settings.data_dir / "ivr.sqlite3"
-    if not path.is_file():
-        raise IVRError(f"no store at {path} (give --data-dir or IVR_DATA_DIR)")
-    from routing import RoutingPolicy
-
-    state = SQLiteRoutingState(SQLiteStore(path).connection, RoutingPolicy.default())
-    found = state.decisions(args.call_id)
+    settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    where = settings.data_dir / "ivr.sqlite3"
+    if not settings.database_url and not where.is_file():
+        raise IVRError(f"no store at {where} (give --data-dir or IVR_DATA_DIR)")
+    store = open_store(settings)
+    found = routing_state(store, RoutingPolicy.default()).decisions(args.call_id)
     if not found:
-        print(f"no routing decisions for call {args.call_id} in {path}", file=sys.stderr)
+        print(f"no routing decisions for call {args.call_id} in "
+              f"{store.db.where if settings.database_url else where}",  # type: ignore[attr-defined]
+              file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(found, indent=2))

@@ -4,6 +4,7 @@ host) and on PostgreSQL (several hosts); every test here runs against both."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import threading
 import time
@@ -91,7 +92,9 @@ def center_on(backend, tmp_path):
             yield Center(api, database_url=str(backend.where))
 
 
-def test_a_call_is_routed_connected_and_completed(center_on):
+def test_a_call_is_routed_connected_and_completed(center_on, backend, tmp_path, capsys):
+    from ivr.cli import main
+
     center = center_on
     center.agent("bob", {"cards": 5}, "client:bob")
     center.agent("alice", {"cards": 3}, "client:alice")
@@ -109,6 +112,11 @@ def test_a_call_is_routed_connected_and_completed(center_on):
     assert [(d["kind"], d["agent_id"]) for d in stored] == [
         ("offered", "bob"), ("timed_out", "bob"), ("offered", "alice"), ("accepted", "alice"),
         ("completed", "alice")]
+    where = (["--database-url", str(backend.where)] if backend.name == "postgres"
+             else ["--data-dir", str(tmp_path / "var")])
+    assert main(["route", "explain", sid, "--json", *where]) == 0  # from any host's shell
+    assert [d["kind"] for d in json.loads(capsys.readouterr().out)] == [
+        "offered", "timed_out", "offered", "accepted", "completed"]
 
 
 def test_due_timers_fire_once_whichever_host_ticks(center_on, backend, tmp_path):
