@@ -7,6 +7,8 @@ TwiML itself and carries the turn that it answers.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import urlencode
@@ -35,14 +37,42 @@ class Links:
         return f"{self.prefix}/wait?{urlencode({'queue': queue})}"
 
 
+#: Characters XML 1.0 forbids: a prompt filled from data (a lookup's CSV, a caller's
+#: record) that held one would make a document Twilio rejects, and the caller hear an
+#: application error.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _say(verb: VoiceResponse | TwiMLGather, say: Say) -> None:
     """One ``<Say>`` per language segment, each with its own voice and language."""
     for part in say.parts or (say,):
-        verb.say(part.text, voice=part.voice, language=part.locale)
+        verb.say(_NOT_XML.sub("", part.text), voice=part.voice, language=part.locale)
+
+
+#: Distinct documents kept by :func:`render` (an IVR says the same prompts to most callers).
+RENDERED_CACHE = 4096
 
 
 def render(actions: Sequence[Action], links: Links) -> str:
-    """The TwiML document for a list of actions."""
+    """The TwiML document for a list of actions. Actions and links are immutable, so a
+    document already made for the same ones is reused: building it with the twilio
+    library and ElementTree was ~8 % of a webhook's CPU (``scripts/bench_live.py``
+    profiled with py-spy); actions holding a dict (a route request) are not hashable
+    and are rendered each time."""
+    key = tuple(actions)
+    try:
+        hash(key)
+    except TypeError:
+        return _render(key, links)
+    return _render_cached(key, links)
+
+
+@functools.lru_cache(maxsize=RENDERED_CACHE)
+def _render_cached(actions: tuple[Action, ...], links: Links) -> str:
+    return _render(actions, links)
+
+
+def _render(actions: Sequence[Action], links: Links) -> str:
     response = VoiceResponse()
     for action in actions:
         if isinstance(action, Say):
@@ -74,7 +104,8 @@ def _gather(response: VoiceResponse, action: Gather, links: Links) -> None:
     if "speech" in action.input:
         options["speech_timeout"] = "auto"
         if action.hints:
-            options["hints"] = ", ".join(h.replace(",", " ") for h in action.hints)
+            options["hints"] = _NOT_XML.sub("", ", ".join(h.replace(",", " ")
+                                                         for h in action.hints))
     if action.num_digits is not None:
         options["num_digits"] = action.num_digits
     if action.finish_on_key:
