@@ -105,7 +105,7 @@ def build_fact(session: Session, decisions: list[dict[str, Any]], events: list[F
     wait = answered_at - enqueued if answered_at is not None and enqueued is not None else None
     threshold = (policy.queues[queue].service_level.threshold_seconds
                  if queue in policy.queues else 20.0)
-    survey = data.get("survey") if isinstance(data.get("survey"), dict) else {}
+    survey: dict[str, Any] = data["survey"] if isinstance(data.get("survey"), dict) else {}
     # The call's outcome is the last agent's disposition (an agent who transferred it may
     # finish their wrap-up later); the correction is the last one any agent made.
     dispositions = [e for e in events if e.kind == "disposition"]
@@ -114,7 +114,7 @@ def build_fact(session: Session, decisions: list[dict[str, Any]], events: list[F
     last = finals[-1].data if finals else {}
     corrected = [e.data["corrected_intent"] for e in dispositions
                  if e.data.get("corrected_intent")]
-    nlu = data.get("nlu") if isinstance(data.get("nlu"), dict) else {}
+    nlu: dict[str, Any] = data["nlu"] if isinstance(data.get("nlu"), dict) else {}
     end = session.updated_at.timestamp()
     return CallFact(
         call_id=session.call_id, flow_id=session.flow_id, started_at=started,
@@ -296,7 +296,7 @@ def misroutes(facts: list[CallFact], limit: int = 10) -> list[dict[str, Any]]:
     for f in facts:
         if f.answered:
             answered[f.intent or NONE].append(f)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for intent, calls in answered.items():
         bad = [f for f in calls if "misrouted" in f.transfers]
         if bad:

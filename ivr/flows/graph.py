@@ -128,7 +128,7 @@ def to_dot(nodes: Mapping[str, Node], escape_target: str | None, title: str,
     lines = [f"digraph {_quote(title)} {{", "  rankdir=TB; nodesep=0.4; ranksep=0.5;",
              "  node [fontname=Helvetica, fontsize=11];",
              "  edge [fontname=Helvetica, fontsize=10, fontcolor=\"#1a5276\"];"]
-    if not escapes and escape_target in nodes:
+    if not escapes and escape_target is not None and escape_target in nodes:
         note = f"From every prompt, 'agent' or 0 goes to {_display_id(escape_target)}."
         lines.append(f"  labelloc=b; fontname=Helvetica; fontsize=10; label={_quote(note)};")
     for node_id, node in nodes.items():
