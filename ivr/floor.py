@@ -1,5 +1,6 @@
 """What happens to a call once an agent has it, as the router does not record it:
-holds, transfers (who, why, the original intent) and the wrap-up's disposition.
+holds, transfers (who, why, the original intent), the wrap-up's disposition, and what
+Twilio reports of the call's conference room when agents are bridged by conference.
 
 One append-only table of small events (``floor_events``) in the store (SQLite's file, or
 PostgreSQL through :class:`ivr.live.postgres.PostgresConnect`), or a list in memory; the
@@ -15,7 +16,8 @@ from typing import Any, Callable, Protocol
 
 from ivr.errors import IVRError
 
-KINDS = ("hold", "resume", "transfer", "consult", "consult_end", "disposition")
+#: ``conference``: a status callback of the call's conference room (``ivr.live.conference``).
+KINDS = ("hold", "resume", "transfer", "consult", "consult_end", "disposition", "conference")
 DISPOSITIONS = ("resolved", "not_resolved", "follow_up")
 MAX_NOTES = 2000
 
