@@ -6,6 +6,7 @@ for the API on loopback; the tests assert the exact requests, in order."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 from urllib.parse import unquote
@@ -22,6 +23,7 @@ from ivr.errors import IVRError
 from ivr.live.conference import Room, agent_label, fold, fold_all, room_name
 from ivr.live.outbox import MAX_TRIES
 from ivr.live.telephony import TelephonyError
+from ivr.twiml import conference_agent, conference_caller, conference_wait, on_hold_music
 from ivr.web.settings import Settings
 
 CONF = "CF" + "c" * 32
@@ -150,6 +152,31 @@ def test_an_unanswered_agent_leg_moves_the_caller_to_the_queue_wait(center):
     doc = center.twilio(f"/voice/requeue?call={sid}", {"CallSid": sid})
     assert doc.find("Enqueue").text == "cards"
     assert doc.find("Enqueue").get("waitUrl") == "/voice/wait?queue=cards"
+
+
+def test_an_offer_timing_out_in_the_room_moves_the_caller_to_the_queue_wait(center):
+    center.agent("bob", {"cards": 5}, "client:bob")
+    sid = center.call(["2"])
+    center.twilio(f"/voice/connect?call={sid}&agent=bob", {"CallSid": sid})
+    center.api.requests.clear()
+    routing = center.app.extensions["ivr.routing"]
+    center.now += dt.timedelta(seconds=20)  # past the 15 s reservation timeout
+    routing.run(routing.tick(center.now))
+    (req,) = center.api.requests
+    assert redirect_target(req) == (f"{PUBLIC}/voice/requeue", {"call": [sid]})
+    assert center.router().calls[sid].state.value == "waiting"
+
+
+def test_the_bridge_twiml_is_valid_twiml(twiml_schema):
+    docs = [conference_caller(room_name("CA1"), "/voice/agent-done?call=CA1&agent=bob",
+                              "/voice/conference-wait?call=CA1", "/voice/conference?call=CA1"),
+            conference_agent("cards call.", room_name("CA1"), agent_label("bob"),
+                             "/voice/conference?call=CA1"),
+            conference_wait("about 3 minutes", "https://example.com/m.mp3"),
+            on_hold_music("https://example.com/m.mp3")]
+    for doc in docs:  # (the schema predates participantLabel, which Twilio documents)
+        stripped = re.sub(r' participantLabel="[^"]*"', "", doc)
+        assert not list(twiml_schema.iter_errors(stripped)), doc
 
 
 def test_the_bridge_is_a_checked_setting():

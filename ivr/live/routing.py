@@ -363,7 +363,24 @@ class LiveRouting:
                     if call is not None:  # nor keep them from the call they never heard
                         call.excluded.discard(agent.id)
                     decisions += router.set_agent_state(agent.id, "available", now.timestamp())
-            return self._effects(router, decisions)
+            effects = self._effects(router, decisions)
+            if self.bridge == "conference":  # out of the room to the queue's wait
+                effects += self._requeue_waiting(router, offers)
+            return effects
+
+    def _requeue_waiting(self, router: Router, offers: Mapping[str, str | None]
+                         ) -> list[Effect]:
+        """Callers whose offer timed out while they waited in the conference room, and who
+        wait again (nobody else free): moved to the queue's wait, where they hear their
+        place in line (inside the open routing transaction)."""
+        intents = [Intent(f"requeue:{c}:{a}:{secrets.token_hex(6)}", "requeue", c, a or "")
+                   for c, a in offers.items() if c in router.calls
+                   and router.calls[c].state.value == "waiting"
+                   and not _callback_of(router, c) and self.outbox.delivered(c, a or "")]
+        if intents and getattr(self.telephony, "configured", True):
+            self.outbox.add(intents, wall_clock())
+            return [Request(i.call_id, i.agent_id, "requeue") for i in intents]
+        return []
 
     # ----------------------------------------------------------- effects
 
@@ -451,7 +468,7 @@ class LiveRouting:
             try:
                 if intent.kind == "connect":
                     self.telephony.redirect(intent.call_id, url)
-                    if self.bridge == "conference":
+                    if self.in_room(intent.call_id):
                         self._dial_agent(intent, base, query)
                 elif intent.kind == "ring":
                     self.telephony.ring(intent.to, intent.from_, url, f"{base}/voice/status?"
@@ -486,6 +503,12 @@ class LiveRouting:
         return str(self.state.query(lambda r: (r.calls[call_id].context.get("called") or "")
                                     if call_id in r.calls else ""))
 
+    def in_room(self, call_id: str) -> bool:
+        """Whether the call meets its agent in a conference room: the conference bridge,
+        and a number the caller dialled to show the agent leg (a call admitted on the safe
+        path without one dials the agent, as with the dial bridge)."""
+        return self.bridge == "conference" and bool(self._from_number(call_id))
+
     def _contact(self, agent_id: str) -> str:
         contact = self.state.contact(agent_id)
         if not contact:
@@ -495,8 +518,8 @@ class LiveRouting:
     def _dial_agent(self, intent: Intent, base: str, query: str) -> None:
         """The agent's leg of a conference: it rings the agent, whose answer (the whisper
         webhook, ``/voice/agent-join``) accepts the reservation and joins the room."""
-        if self.assignment(intent.call_id, intent.agent_id) != "reserved":
-            return  # accepted on the desktop, or moved on: nothing to ring
+        if self.assignment(intent.call_id, intent.agent_id) not in ("reserved", "connected"):
+            return  # moved on (timed out, taken back): nothing to ring
         timeout = int(self.state.query(lambda r: r.policy.reservation.timeout_seconds))
         self.telephony.ring(self._contact(intent.agent_id), self._from_number(intent.call_id),
                             f"{base}/voice/agent-join?{query}",
