@@ -87,7 +87,7 @@ def page() -> Any:
     softphone = bool(settings.twilio_api_key and settings.twilio_api_secret
                      and settings.twiml_app_sid and settings.account_sid)
     me = _me()
-    config = {"agent_id": me, "softphone": softphone,
+    config = {"agent_id": me, "softphone": softphone, "bridge": _routing().bridge,
               "queues": {q: dict(spec.skills) for q, spec in sorted(policy.queues.items())},
               "skills": list(policy.skills), "agents": {
                   a: name for a, name in sorted(agents.items()) if a != me},
