@@ -288,6 +288,21 @@ def test_a_consult_twilio_refuses_ends_and_resumes_the_caller(center, monkeypatc
     assert mine["consult"] is None and mine["state"] == "connected"
 
 
+def test_a_hold_twilio_refuses_leaves_the_caller_with_the_agent(center):
+    sid, _, _ = connected_to_bob(center)
+    bob = Desk(center, "bob")
+    routing = center.app.extensions["ivr.routing"]
+    center.api.fault = 500
+    bob.post(f"/agent/calls/{sid}/hold")
+    give_up(routing)  # three tries, then given up: nothing else moves
+    call = center.router().calls[sid]
+    assert (call.agent_id, call.state.value) == ("bob", "connected")
+    center.api.fault = None
+    bob.post(f"/agent/calls/{sid}/resume")
+    (req,) = center.api.requests
+    assert req.form["Hold"] == "false"
+
+
 # ------------------------------------------------------------------ queue transfer
 
 

@@ -376,6 +376,7 @@ class LiveRouting:
         intents = [Intent(f"requeue:{c}:{a}:{secrets.token_hex(6)}", "requeue", c, a or "")
                    for c, a in offers.items() if c in router.calls
                    and router.calls[c].state.value == "waiting"
+                   and router.calls[c].context.get("called")  # it was in the room
                    and not _callback_of(router, c) and self.outbox.delivered(c, a or "")]
         if intents and getattr(self.telephony, "configured", True):
             self.outbox.add(intents, wall_clock())
@@ -558,15 +559,20 @@ class LiveRouting:
             first = agent_label(unquote(intent.to))
             self.telephony.update_participant(live.sid, first, end_conference_on_exit=False)
             self.telephony.update_participant(live.sid, call_id, **hold)
-            self.telephony.remove_participant(live.sid, first)
+            self._take_out(live.sid, call_id, unquote(intent.to))
             return
         if intent.kind == "consult_end":
-            try:  # the consulted agent may have gone already (hung up, never answered)
-                self.telephony.remove_participant(live.sid, agent_label(intent.agent_id))
-            except TelephonyError as exc:
-                log.info("consulted agent already out of the room", extra={
-                    "call_id": call_id, "agent": intent.agent_id, "error": str(exc)})
+            self._take_out(live.sid, call_id, intent.agent_id)
         self.telephony.update_participant(live.sid, call_id, **hold)
+
+    def _take_out(self, conference_sid: str, call_id: str, agent_id: str) -> None:
+        """An agent's leg out of the room; already gone (hung up, never answered, a
+        retried request) is what was wanted, so a refusal is only logged."""
+        try:
+            self.telephony.remove_participant(conference_sid, agent_label(agent_id))
+        except TelephonyError as exc:
+            log.info("agent leg already out of the room", extra={
+                "call_id": call_id, "agent": agent_id, "error": str(exc)})
 
     def telephony_failed(self, intent: Intent, now: dt.datetime) -> list[Effect]:
         """Twilio could not be asked to connect the call: the offer is taken back with no
