@@ -167,6 +167,17 @@ def test_an_offer_timing_out_in_the_room_moves_the_caller_to_the_queue_wait(cent
     assert center.router().calls[sid].state.value == "waiting"
 
 
+def test_an_offer_rejected_in_the_room_moves_the_caller_to_the_queue_wait(center):
+    center.agent("bob", {"cards": 5}, "client:bob")
+    sid = center.call(["2"])
+    center.twilio(f"/voice/connect?call={sid}&agent=bob", {"CallSid": sid})
+    center.api.requests.clear()
+    bob = Desk(center, "bob")
+    bob.post(f"/agent/calls/{sid}/reject")
+    (req,) = center.api.requests
+    assert redirect_target(req) == (f"{PUBLIC}/voice/requeue", {"call": [sid]})
+
+
 def test_the_bridge_twiml_is_valid_twiml(twiml_schema):
     docs = [conference_caller(room_name("CA1"), "/voice/agent-done?call=CA1&agent=bob",
                               "/voice/conference-wait?call=CA1", "/voice/conference?call=CA1"),

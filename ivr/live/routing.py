@@ -306,7 +306,10 @@ class LiveRouting:
                 router.accept(call_id, agent_id, t)
                 return []
             decisions = router.reject(call_id, agent_id, t)
-            return self._effects(router, decisions)
+            effects = self._effects(router, decisions)
+            if self.bridge == "conference":  # nobody else free: from the room to the queue
+                effects += self._requeue_waiting(router, {call_id: agent_id})
+            return effects
 
     def apply(self, change: Any) -> tuple[Any, list[Effect]]:
         """Run ``change(router)`` (returning decisions or a value) and collect effects."""
@@ -370,9 +373,9 @@ class LiveRouting:
 
     def _requeue_waiting(self, router: Router, offers: Mapping[str, str | None]
                          ) -> list[Effect]:
-        """Callers whose offer timed out while they waited in the conference room, and who
-        wait again (nobody else free): moved to the queue's wait, where they hear their
-        place in line (inside the open routing transaction)."""
+        """Callers whose offer timed out or was rejected while they waited in the
+        conference room, and who wait again (nobody else free): moved to the queue's wait,
+        where they hear their place in line (inside the open routing transaction)."""
         intents = [Intent(f"requeue:{c}:{a}:{secrets.token_hex(6)}", "requeue", c, a or "")
                    for c, a in offers.items() if c in router.calls
                    and router.calls[c].state.value == "waiting"
