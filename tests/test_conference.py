@@ -201,7 +201,18 @@ def test_the_bridge_is_a_checked_setting():
 # ------------------------------------------------------------------ REST through the outbox
 
 
-def test_hold_resume_and_a_warm_transfer_are_rest_changes_of_the_room_in_order(center):
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_center(request, tmp_path):
+    """The conference bridge on each store: in memory, SQLite and PostgreSQL (the outbox,
+    the floor log and the router's state where a server keeps them)."""
+    where = {"memory": lambda: {}, "sqlite": lambda: {"data_dir": tmp_path / "var"},
+             "postgres": lambda: {"database_url": request.getfixturevalue("pg_url")()}}
+    with FakeTwilioAPI() as api:
+        yield Center(api, agent_bridge="conference", **where[request.param]())
+
+
+def test_hold_resume_and_a_warm_transfer_are_rest_changes_of_the_room_in_order(any_center):
+    center = any_center
     sid, leg, room = connected_to_bob(center)
     center.agent("alice", {"cards": 3}, "client:alice")
     bob = Desk(center, "bob")
