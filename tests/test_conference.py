@@ -140,6 +140,17 @@ def test_caller_and_agent_meet_in_a_room_named_without_the_number(center):
     assert center.router().agents["bob"].state.value == "wrap_up"
 
 
+def test_the_rooms_callbacks_are_kept_apart_from_the_floor_log(center):
+    floor = center.app.extensions["ivr.floor"]
+    before = floor.last_id()
+    sid, leg, room = connected_to_bob(center)  # three callbacks of the room
+    room.post("participant-hold", sid, "caller", hold=True)
+    assert floor.last_id() == before  # so they wake no agent page
+    live = center.app.extensions["ivr.routing"].room(sid).current()
+    assert live.sid == CONF and live.participants[sid].hold
+    assert live.participants[leg].label == agent_label("bob")
+
+
 def test_an_unanswered_agent_leg_moves_the_caller_to_the_queue_wait(center):
     center.agent("bob", {"cards": 5}, "client:bob")
     sid = center.call(["2"])

@@ -176,8 +176,10 @@ class LiveRouting:
     background: bool = False
     #: ``dial`` or ``conference`` (see :data:`BRIDGES`).
     bridge: str = "dial"
-    #: Holds, consults and the conference callbacks of each call (the room's state).
+    #: Holds and consults of each call (whether the caller should hear hold music).
     floor: FloorLog | None = None
+    #: The conference rooms' status callbacks (where each call's room stands).
+    rooms: FloorLog | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
 
     # ----------------------------------------------------------- call side
@@ -336,7 +338,7 @@ class LiveRouting:
 
     def room(self, call_id: str) -> Room:
         """The call's conference room as its status callbacks tell it."""
-        events = self.floor.events(call_id=call_id) if self.floor is not None else []
+        events = self.rooms.events(call_id=call_id) if self.rooms is not None else []
         return fold_all(e.data for e in events if e.kind == "conference")
 
     def tick(self, now: dt.datetime) -> list[Effect]:

@@ -290,12 +290,14 @@ def agent_leg() -> Response:
 @twilio_signature_required
 def conference_event() -> Response:
     """A status callback of the call's room (start, end, join, leave, hold), kept in the
-    floor log: the sender finds the room's ConferenceSid and the participants there."""
+    room log (not the floor log: a callback wakes no agent page): the sender finds the
+    room's ConferenceSid and the participants there."""
     call_id = query_call_sid()
     event = event_of({k: v for k, v in request.form.items() if len(v) <= 200})
     if event.get("ConferenceSid"):
-        _floor().add(FloorEvent(call_id, event.get("ParticipantLabel", ""), _now().timestamp(),
-                                "conference", event))
+        rooms: FloorLog = current_app.extensions["ivr.rooms"]
+        rooms.add(FloorEvent(call_id, event.get("ParticipantLabel", ""), _now().timestamp(),
+                             "conference", event))
     return Response(status=204)
 
 
