@@ -189,6 +189,26 @@ def test_an_offer_rejected_in_the_room_moves_the_caller_to_the_queue_wait(center
     assert redirect_target(req) == (f"{PUBLIC}/voice/requeue", {"call": [sid]})
 
 
+def test_a_call_with_no_dialled_number_is_bridged_by_dial(center):
+    """No number to show the agent leg: the caller's call dials the agent instead, and
+    the desktop's room requests are recorded on the floor only."""
+    from conftest import KNOWN_CALLER, call_sid
+
+    from ivr.console import TwimlCaller
+
+    center.agent("bob", {"cards": 5}, "client:bob")
+    script = ["2"]
+    sid = TwimlCaller(center.transport, lambda p: script.pop(0) if script else None).call(
+        call_sid(), KNOWN_CALLER, "").call_sid
+    (req,) = center.api.requests  # the redirect only: no agent leg is rung
+    assert redirect_target(req)[0] == f"{PUBLIC}/voice/connect"
+    doc = center.twilio(f"/voice/connect?call={sid}&agent=bob", {"CallSid": sid})
+    assert doc.find("Dial/Client").text == "bob" and doc.find("Dial/Conference") is None
+    center.twilio(f"/voice/whisper?call={sid}&agent=bob", {"CallSid": "CA" + "b" * 32})
+    Desk(center, "bob").post(f"/agent/calls/{sid}/hold")
+    assert len(center.api.requests) == 1
+
+
 def test_the_bridge_twiml_is_valid_twiml(twiml_schema):
     docs = [conference_caller(room_name("CA1"), "/voice/agent-done?call=CA1&agent=bob",
                               "/voice/conference-wait?call=CA1", "/voice/conference?call=CA1"),

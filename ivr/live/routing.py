@@ -324,9 +324,11 @@ class LiveRouting:
     def request(self, call_id: str, steps: Iterable[tuple[str, str]], to: str = ""
                 ) -> list[Effect]:
         """Record REST changes of a live call, ``(kind, agent)`` steps sent in this order
-        (``to``: the agent who hands the call over, for ``consult_accept``). With the dial
-        bridge only ``requeue`` means anything; the rest is recorded on the floor only."""
-        wanted = [(k, a) for k, a in steps if k == "requeue" or self.bridge == "conference"]
+        (``to``: the agent who hands the call over, for ``consult_accept``). Unless the call
+        is in a room (:meth:`in_room`) only ``requeue`` means anything; the rest is
+        recorded on the floor only."""
+        room = self.in_room(call_id)
+        wanted = [(k, a) for k, a in steps if k == "requeue" or room]
         if not wanted or not getattr(self.telephony, "configured", True):
             return []
         tag = secrets.token_hex(6)  # each click is its own request

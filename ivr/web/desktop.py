@@ -384,7 +384,7 @@ def _move(me: str, call_id: str, request: dict[str, Any], now: float,
     record: dict[str, Any] = {}
     target, queue = request["to_agent"], request["to_queue"]
     # A consulted agent is already in the call's room: the caller is not moved to them.
-    in_room = accepted_by is not None and _routing().bridge == "conference"
+    in_room = accepted_by is not None and _routing().in_room(call_id)
     queued: list[bool] = []
 
     def transfer(router: Any) -> Any:

@@ -146,7 +146,7 @@ def connect() -> Response:
         return _twiml(requeue_doc(call_id) if known else hang_up())
     query = urlencode({"call": call_id, "agent": agent_id})
     session = _store().get_session(call_id)
-    if _call_sid() == call_id and routing.in_room(call_id):
+    if routing.in_room(call_id) and _call_sid() == call_id:
         # The caller waits in the call's room; the sender rings the agent into it. (A
         # caller rung back is a leg of its own: it dials the agent as with the dial bridge.)
         status = "/voice/conference?" + urlencode({"call": call_id})
