@@ -149,6 +149,7 @@ def test_the_rooms_callbacks_are_kept_apart_from_the_floor_log(center):
     live = center.app.extensions["ivr.routing"].room(sid).current()
     assert live.sid == CONF and live.participants[sid].hold
     assert live.participants[leg].label == agent_label("bob")
+    assert center.app.extensions["ivr.routing"].room(sid).sid_of(agent_label("bob")) == leg
 
 
 def test_an_unanswered_agent_leg_moves_the_caller_to_the_queue_wait(center):
