@@ -19,10 +19,6 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable, Mapping
 
-#: The participant label of the caller's leg.
-CALLER = "caller"
-#: The conference events a room reports (the ``statusCallbackEvent`` of ``<Conference>``).
-EVENTS = ("start", "end", "join", "leave", "hold", "mute")
 #: Callback parameters kept from each event.
 FIELDS = ("ConferenceSid", "StatusCallbackEvent", "CallSid", "ParticipantLabel", "Hold",
           "Muted", "SequenceNumber", "Timestamp")
