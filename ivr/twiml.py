@@ -206,7 +206,7 @@ def conference_agent(text: str, room: str, label: str, status_url: str) -> str:
     conference; their leaving ends it (the caller moves on to what follows the talk),
     unless they handed the call over to a consulted agent first."""
     response = VoiceResponse()
-    response.say(text)
+    response.say(_NOT_XML.sub("", text))
     dial = response.dial()
     dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=True,
                     beep=False, participant_label=label, status_callback=status_url,
