@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 from urllib.error import HTTPError
 
 from twilio.request_validator import RequestValidator
@@ -82,9 +82,22 @@ class ConsoleTelephony:
     def redirect(self, call_sid: str, url: str) -> None:
         self.redirects[call_sid] = url
 
-    def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
+    def ring(self, to: str, from_: str, url: str, status_callback: str,
+             timeout_s: int | None = None) -> str:
         self.rang.append((to, url))
         return "CA" + "0" * 32
+
+    # ``ivr call`` bridges by dial: a conference's participants are never changed
+    def update_participant(self, conference_sid: str, participant: str,
+                           **fields: Any) -> None:
+        return None
+
+    def add_participant(self, room: str, to: str, from_: str, label: str,
+                        status_callback: str, timeout_s: int) -> None:
+        self.rang.append((to, room))
+
+    def remove_participant(self, conference_sid: str, participant: str) -> None:
+        return None
 
 
 @dataclass

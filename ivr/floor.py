@@ -1,5 +1,7 @@
 """What happens to a call once an agent has it, as the router does not record it:
-holds, transfers (who, why, the original intent) and the wrap-up's disposition.
+holds, transfers (who, why, the original intent) and the wrap-up's disposition; and, in a
+table of their own, what Twilio reports of the call's conference room when agents are
+bridged by conference (:mod:`ivr.live.conference`).
 
 One append-only table of small events (``floor_events``) in the store (SQLite's file, or
 PostgreSQL through :class:`ivr.live.postgres.PostgresConnect`), or a list in memory; the
@@ -16,6 +18,9 @@ from typing import Any, Callable, Protocol
 from ivr.errors import IVRError
 
 KINDS = ("hold", "resume", "transfer", "consult", "consult_end", "disposition")
+#: The table of the conference rooms' status callbacks (kind ``conference``): the same
+#: shape, apart so that Twilio's callbacks do not wake every agent page as a hold does.
+ROOM_TABLE = "room_events"
 DISPOSITIONS = ("resolved", "not_resolved", "follow_up")
 MAX_NOTES = 2000
 
@@ -63,26 +68,31 @@ class FloorLog(Protocol):
 
 
 class SqlFloorLog:
-    def __init__(self, connect: Callable[[], Any]) -> None:
-        """``connect()``: this thread's connection, autocommit, ``?`` placeholders."""
+    def __init__(self, connect: Callable[[], Any], table: str = "floor_events") -> None:
+        """``connect()``: this thread's connection, autocommit, ``?`` placeholders;
+        ``table``: ``floor_events`` or :data:`ROOM_TABLE`."""
+        assert table in ("floor_events", ROOM_TABLE)
         self._connect = connect
-        connect().executescript(SCHEMA)
+        self._table = table
+        connect().executescript(SCHEMA.replace("floor_events", table))
 
     def add(self, event: FloorEvent) -> None:
         self._connect().execute(
-            "INSERT INTO floor_events (call_id, agent_id, at, kind, data) VALUES (?,?,?,?,?)",
+            f"INSERT INTO {self._table} (call_id, agent_id, at, kind, data) "
+            "VALUES (?,?,?,?,?)",
             (event.call_id, event.agent_id, event.at, event.kind, json.dumps(event.data)))
 
     def events(self, call_id: str | None = None, since: float | None = None,
                until: float | None = None) -> list[FloorEvent]:
         where, args = _where(call_id, since, until)
         rows = self._connect().execute(
-            f"SELECT call_id, agent_id, at, kind, data FROM floor_events{where} ORDER BY id",
+            f"SELECT call_id, agent_id, at, kind, data FROM {self._table}{where} ORDER BY id",
             args).fetchall()
         return [FloorEvent(r[0], r[1], float(r[2]), r[3], json.loads(r[4])) for r in rows]
 
     def last_id(self) -> int:
-        row = self._connect().execute("SELECT COALESCE(MAX(id), 0) FROM floor_events").fetchone()
+        row = self._connect().execute(
+            f"SELECT COALESCE(MAX(id), 0) FROM {self._table}").fetchone()
         return int(row[0])
 
 

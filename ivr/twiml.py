@@ -181,6 +181,59 @@ def connect_agent(contact: str, whisper_url: str, done_url: str, timeout_s: int,
     return str(response)
 
 
+#: The conference events a call's room reports to ``/voice/conference``.
+ROOM_EVENTS = "start end join leave hold"
+
+
+def conference_caller(room: str, done_url: str, wait_url: str, status_url: str,
+                      locale: str = "en-US") -> str:
+    """The caller's leg into the call's conference room (``IVR_AGENT_BRIDGE=conference``).
+    The caller waits with ``wait_url``'s music until an agent joins (the agent starts the
+    conference), and the room ends when the caller leaves; the Dial's action then runs as
+    the end of the agent leg does with the dial bridge."""
+    response = VoiceResponse()
+    response.say("Thank you for holding. Connecting you now.", language=locale)
+    dial = response.dial(action=done_url, method="POST")
+    dial.conference(room, start_conference_on_enter=False, end_conference_on_exit=True,
+                    beep=False, wait_url=wait_url, wait_method="POST",
+                    participant_label="caller", status_callback=status_url,
+                    status_callback_method="POST", status_callback_event=ROOM_EVENTS)
+    return str(response)
+
+
+def conference_agent(text: str, room: str, label: str, status_url: str) -> str:
+    """The agent's leg, answered: the whisper, then the call's room. The agent starts the
+    conference; their leaving ends it (the caller moves on to what follows the talk),
+    unless they handed the call over to a consulted agent first."""
+    response = VoiceResponse()
+    response.say(_NOT_XML.sub("", text))
+    dial = response.dial()
+    dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=True,
+                    beep=False, participant_label=label, status_callback=status_url,
+                    status_callback_method="POST", status_callback_event=ROOM_EVENTS)
+    return str(response)
+
+
+def conference_wait(wait_phrase: str | None, hold_music: str, locale: str = "en-US") -> str:
+    """The caller's wait in the room before the agent joins (a conference ``waitUrl``
+    takes only Say, Play, Pause and Redirect, so no callback offer here)."""
+    response = VoiceResponse()
+    text = "Thank you for waiting. An agent will be with you shortly."
+    if wait_phrase is not None:
+        text += f" Your expected wait is {wait_phrase}."
+    response.say(text, language=locale)
+    response.play(hold_music)
+    return str(response)
+
+
+def on_hold_music(hold_music: str, locale: str = "en-US") -> str:
+    """The ``holdUrl`` of a held caller: a word, then music until resumed."""
+    response = VoiceResponse()
+    response.say("Please hold.", language=locale)
+    response.play(hold_music, loop=0)
+    return str(response)
+
+
 def whisper(text: str) -> str:
     """What the agent hears before the caller is bridged."""
     response = VoiceResponse()

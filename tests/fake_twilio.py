@@ -1,5 +1,6 @@
 """A stand-in for Twilio's REST API on loopback: records every request the twilio
-library sends, answers like the API does, so tests assert on the exact requests.
+library sends (POST, and DELETE of a conference participant), answers like the API does,
+so tests assert on the exact requests.
 
 ``fault`` makes it misbehave as the real API can: ``"refuse"`` (the connection is closed
 unanswered, as a refused or reset connection), ``"hang"`` (no answer for ``hang_s``),
@@ -39,6 +40,12 @@ class FakeTwilioAPI:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                self.answer("POST")
+
+            def do_DELETE(self) -> None:  # noqa: N802 (a participant taken out of a room)
+                self.answer("DELETE")
+
+            def answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length).decode()
                 form = {k: v[0] for k, v in parse_qs(body).items()}
@@ -60,9 +67,16 @@ class FakeTwilioAPI:
                     self.end_headers()
                     self.wfile.write(payload.encode())
                     return
-                recorded = Recorded("POST", self.path, form,
+                recorded = Recorded(method, self.path, form,
                                     self.headers.get("Authorization", ""))
                 api.requests.append(recorded)
+                if method == "DELETE":
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    if api.on_accept is not None:
+                        api.on_accept(recorded)
+                    return
                 sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
                 if not sid.startswith("CA"):
                     sid = "CA" + secrets.token_hex(16)

@@ -155,6 +155,100 @@ def test_a_whole_day_in_miniature(tmp_path, browser):
         assert sam.goto(srv.url + "/wallboard").url.endswith("/login?next=/wallboard")
 
 
+def requests_of(api, count: int, limit_s: float = 15.0) -> list[tuple[str, str, dict]]:
+    """The first ``count`` REST requests the server's background sender made."""
+    deadline = time.monotonic() + limit_s
+    while len(api.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(api.requests) >= count, [r.path for r in api.requests]
+    keep = ("Hold", "EndConferenceOnExit", "To", "Label", "Url")
+    return [(r.method, r.path.split("/Accounts/")[1].split("/", 1)[1],
+             {k: v for k, v in r.form.items() if k in keep}) for r in api.requests[:count]]
+
+
+def test_hold_and_a_warm_transfer_move_the_callers_leg_in_the_room(tmp_path, browser):
+    """IVR_AGENT_BRIDGE=conference on the real server: Hold, Resume, a warm transfer the
+    target accepts, clicked in the browser, reach the stand-in for Twilio's REST API as
+    changes of the call's room, in order, from the server's background sender."""
+    from fake_twilio import FakeTwilioAPI
+
+    from ivr.live.conference import agent_label, room_name
+
+    token = secrets.token_hex(16)
+    data = tmp_path / "data"
+    users = Users(SqlUserTable(SQLiteStore(data / "ivr.sqlite3").connection))
+    for name in ("ana", "ben"):
+        users.add(name, "agent", PASSWORD)
+    conf = "CF" + "c" * 32
+    with FakeTwilioAPI() as api:
+        srv = LoopbackServer(data, token, flows_dir=always_open_flows(tmp_path / "flows"),
+                             workers=1, threads=16)
+        srv.extra_env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "IVR_TWILIO_API_URL": api.url,
+                         "IVR_PUBLIC_URL": srv.url, "IVR_AGENT_BRIDGE": "conference"}
+        with srv:
+            twilio = HttpTransport(srv.url, token)
+            ana, ben = sign_in(browser, srv.url, "ana"), sign_in(browser, srv.url, "ben")
+            for page in (ana, ben):
+                page.wait_for_url("**/agent")
+                page.get_by_role("button", name="Available").click()
+                page.get_by_text("available", exact=True).wait_for()
+            keys = ["I was charged twice for the same coffee"]
+            sid = call_sid()
+            TwimlCaller(twilio, lambda prompts: keys.pop(0) if keys else None).call(
+                sid, KNOWN_CALLER, "+14155550100")
+            # Twilio's side: the caller into the room, Ana's leg answered, the callbacks.
+            (_, redirect, _), (_, dial, leg) = requests_of(api, 2)
+            assert redirect == f"Calls/{sid}.json" and dial == "Calls.json"
+            assert leg["To"] == "client:ana" and "/voice/agent-join?" in leg["Url"]
+            query = f"call={sid}&agent=ana"
+            status, body = twilio.post(f"/voice/connect?{query}", {"CallSid": sid})
+            assert status == 200 and room_name(sid) in body
+            status, body = twilio.post(f"/voice/agent-join?{query}", {"CallSid": "CA" + "a" * 32})
+            assert status == 200 and agent_label("ana") in body
+            for n, (event, who, label) in enumerate([
+                    ("conference-start", "", ""), ("participant-join", sid, "caller"),
+                    ("participant-join", "CA" + "a" * 32, agent_label("ana"))]):
+                form = {"ConferenceSid": conf, "StatusCallbackEvent": event,
+                        "SequenceNumber": str(n + 1), "CallSid": who, "ParticipantLabel": label}
+                assert twilio.post(f"/voice/conference?call={sid}",
+                                   {k: v for k, v in form.items() if v})[0] == 204
+
+            call = ana.get_by_role("region", name=f"Call {sid}")
+            call.get_by_role("button", name="Hold").click()
+            call.get_by_role("heading", name=re.compile("on hold")).wait_for()
+            call.get_by_role("button", name="Resume").click()
+            caller = f"Conferences/{conf}/Participants/{sid}.json"
+            assert requests_of(api, 4)[2:] == [("POST", caller, {"Hold": "true"}),
+                                                ("POST", caller, {"Hold": "false"})]
+
+            call = ana.get_by_role("region", name=f"Call {sid}")
+            call.get_by_label("Warm transfer (named agent accepts first)").check()
+            call.get_by_label("Transfer to agent").select_option("ben")
+            call.get_by_label("Transfer reason").select_option("needs_other_skill")
+            call.get_by_role("button", name="Transfer").click()
+            ana.get_by_text("the caller hears hold music while ben's phone joins you").wait_for()
+            assert requests_of(api, 6)[4:] == [
+                ("POST", caller, {"Hold": "true"}),
+                ("POST", f"Conferences/{room_name(sid)}/Participants.json",
+                 {"To": "client:ben", "Label": agent_label("ben"),
+                  "EndConferenceOnExit": "false"})]
+
+            consult = ben.get_by_role("region", name=f"Consult {sid}")
+            consult.get_by_text("Your phone rings to talk with ana").wait_for()
+            consult.get_by_role("button", name="Accept transfer").click()
+            ben.get_by_role("region", name=f"Call {sid}").wait_for()
+            ana.get_by_role("region", name=f"Wrap-up {sid}").wait_for()
+            participants = f"Conferences/{conf}/Participants"
+            assert requests_of(api, 10)[6:] == [
+                ("POST", f"{participants}/{agent_label('ben')}.json",
+                 {"EndConferenceOnExit": "true"}),
+                ("POST", f"{participants}/{agent_label('ana')}.json",
+                 {"EndConferenceOnExit": "false"}),
+                ("POST", caller, {"Hold": "false"}),
+                ("DELETE", f"{participants}/{agent_label('ana')}.json", {})]
+            assert len(api.requests) == 10  # and the caller was not redirected
+
+
 STAND_IN_DEVICE = """
 window.Twilio = { Device: class {
   constructor(token, options) { window.deviceToken = token; this.handlers = {}; }

@@ -33,9 +33,16 @@ NASTY = ["", " ", "0", "1", "-1", "\u00b2", "\u0663", "NaN", "Infinity", "1e308"
          "\u202e", "a" * 3000, "completed", "no-answer", "busy", "hangup", "redirected", "leave",
          "error", "1#", "*", "sip:x", "client:bob", "../../etc/passwd", "<Say>hi</Say>"]
 VOICE = ["/voice/incoming", "/voice/step", "/voice/status", "/voice/wait", "/voice/callback",
-         "/voice/connect", "/voice/whisper", "/voice/agent-done", "/voice/queue-end"]
+         "/voice/connect", "/voice/whisper", "/voice/agent-done", "/voice/queue-end",
+         "/voice/agent-join", "/voice/agent-leg", "/voice/conference", "/voice/consult-leg",
+         "/voice/conference-wait", "/voice/requeue", "/voice/hold-music"]
+#: The webhooks whose call is named in the query (the URLs the app issued).
+BY_QUERY = ("/voice/connect", "/voice/whisper", "/voice/agent-join", "/voice/agent-leg",
+            "/voice/conference", "/voice/consult-leg", "/voice/conference-wait")
 FORM_KEYS = ["CallSid", "From", "To", "Digits", "SpeechResult", "Confidence", "CallStatus",
-             "QueuePosition", "QueueResult", "DialCallStatus", "RecordingDuration", "RecordingUrl"]
+             "QueuePosition", "QueueResult", "DialCallStatus", "RecordingDuration", "RecordingUrl",
+             "ConferenceSid", "StatusCallbackEvent", "SequenceNumber", "Hold",
+             "ParticipantLabel", "Timestamp"]
 QUERY_KEYS = ["turn", "ev", "call", "agent", "queue", "callback_for"]
 
 
@@ -63,14 +70,14 @@ def _strict(data: bytes) -> object:
     return json.loads(data, parse_constant=refuse)
 
 
-def fuzz(seed: int, requests: int, caplog) -> None:
+def fuzz(seed: int, requests: int, caplog, bridge: str = "dial") -> None:
     rng = random.Random(seed)
     with FakeTwilioAPI() as api:
         app = create_app(Settings(
             flows_dir=FLOWS, store="memory", auth_token=TOKEN, account_sid="AC" + "1" * 32,
             twilio_api_url=api.url, public_url=PUBLIC, agent_token="a" * 32,
-            admin_token="b" * 32, reload_interval_s=0, routing_tick_s=0),
-            clock=lambda: OPEN)
+            admin_token="b" * 32, reload_interval_s=0, routing_tick_s=0,
+            agent_bridge=bridge), clock=lambda: OPEN)
         client = app.test_client()
         for agent in ("bob", "amy"):
             client.put(f"/agents/{agent}", headers=ADMIN, json={
@@ -100,7 +107,7 @@ def fuzz(seed: int, requests: int, caplog) -> None:
                 assert r.status_code < 500, (seed, k, url, pairs, r.data[:300])
                 assert r.status_code != 403, (seed, k, url, pairs)  # signed correctly
                 call = dict(pairs).get("CallSid") or ""
-                if path in ("/voice/connect", "/voice/whisper"):
+                if path in BY_QUERY:
                     malformed = not CALL_SID.fullmatch(query.get("call", ""))
                 else:
                     malformed = path != "/voice/queue-end" and not CALL_SID.fullmatch(call)
@@ -137,10 +144,12 @@ def fuzz(seed: int, requests: int, caplog) -> None:
     assert not tracebacks, [(r.getMessage(), r.exc_info[1]) for r in tracebacks][:3]
 
 
-@pytest.mark.parametrize("seed", [20261201, None], ids=["fixed", "random"])
-def test_signed_fuzz_of_every_route_never_gives_a_5xx(seed, caplog):
+@pytest.mark.parametrize("seed, bridge", [(20261201, "dial"), (20261201, "conference"),
+                                          (None, "dial"), (None, "conference")],
+                         ids=["fixed", "fixed-conference", "random", "random-conference"])
+def test_signed_fuzz_of_every_route_never_gives_a_5xx(seed, bridge, caplog):
     seed = seed if seed is not None else int(os.environ.get("IVR_FUZZ_SEED",
                                                             random.randrange(1 << 30)))
     print(f"fuzz seed {seed}")  # reproduce with IVR_FUZZ_SEED
     caplog.set_level(logging.WARNING, logger="ivr")
-    fuzz(seed, int(os.environ.get("IVR_FUZZ_REQUESTS", "400")), caplog)
+    fuzz(seed, int(os.environ.get("IVR_FUZZ_REQUESTS", "400")), caplog, bridge)

@@ -29,7 +29,8 @@ ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 class Center:
     """The app with live routing, a fake Twilio API, a clock and helpers."""
 
-    def __init__(self, api: FakeTwilioAPI, data_dir=None, database_url=None) -> None:
+    def __init__(self, api: FakeTwilioAPI, data_dir=None, database_url=None,
+                 **settings) -> None:
         self.now = OPEN
         self.api = api
         shared = data_dir or database_url
@@ -37,7 +38,7 @@ class Center:
             flows_dir=FLOWS, store="sqlite" if shared else "memory", data_dir=data_dir or
             "var", database_url=database_url, auth_token=TOKEN, account_sid=ACCOUNT,
             twilio_api_url=api.url, public_url=PUBLIC, agent_token=AGENT_TOKEN,
-            admin_token=ADMIN_TOKEN, reload_interval_s=0, routing_tick_s=0),
+            admin_token=ADMIN_TOKEN, reload_interval_s=0, routing_tick_s=0, **settings),
             store=None if shared else MemoryStore(),
             clock=lambda: self.now)
         self.store = self.app.extensions["ivr.store"]

@@ -5,6 +5,7 @@ Every call is accounted for and no agent is ever booked twice."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -55,7 +56,8 @@ class Balancer:
                     return resp.status, resp.read().decode()
             except urllib.error.HTTPError as exc:
                 return exc.code, exc.read().decode()
-            except OSError:  # refused, reset, or cut mid-answer: the host is gone
+            except (OSError, http.client.HTTPException):  # refused, reset, or cut
+                # mid-answer (IncompleteRead is no OSError): the host is gone
                 with self._lock:
                     self.down.add(host.port)
                     self.retries += 1

@@ -83,3 +83,16 @@ def test_each_intent_is_recorded_once_and_claimed_by_one_sender(tmp_path, make):
     assert outbox.delivered("CA1", "bob") is True and outbox.claim(99.0) == []
     assert outbox.prune(-1.0) == 0 and outbox.prune(0.5) == 1  # kept a while, then forgotten
     assert outbox.counts() == {}
+
+
+@pytest.mark.parametrize("make", [MemoryOutbox, "sqlite"])
+def test_intents_recorded_together_are_claimed_in_their_order(tmp_path, make):
+    """A hold before the consult it serves: the sender sends a call's requests in the
+    order they were recorded, whatever order the store returns its claimed rows in."""
+    outbox = SqlOutbox(SQLiteStore(tmp_path / "s.sqlite3").connection) \
+        if make == "sqlite" else make()
+    kinds = ["hold", "consult", "resume", "consult_end", "requeue", "hold", "resume"]
+    now = time.time()
+    outbox.add([Intent(f"{k}:CA1:bob:{n}", k, "CA1", "bob") for n, k in enumerate(kinds)], now)
+    assert [i.kind for i in outbox.claim(now + 1)] == kinds
+    assert outbox.delivered("CA1", "bob") is None  # (it answers for connect and ring only)

@@ -34,7 +34,7 @@ KEEP_S = 24 * 3600.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     key        TEXT PRIMARY KEY,  -- idempotency key: kind:call:agent:decision
-    kind       TEXT NOT NULL,     -- connect | ring
+    kind       TEXT NOT NULL,     -- connect | ring | hold | consult | ... (ivr.live.routing)
     call_id    TEXT NOT NULL,
     agent_id   TEXT NOT NULL,
     target     TEXT NOT NULL,     -- ring: 'to from' numbers; connect: ''
@@ -55,7 +55,7 @@ class Intent:
     """One request to Twilio's REST API the router's decision needs."""
 
     key: str
-    kind: str  # "connect" or "ring"
+    kind: str  # "connect", "ring", or a conference change (ivr.live.routing.KINDS)
     call_id: str
     agent_id: str
     to: str = ""
@@ -89,6 +89,12 @@ class Outbox(Protocol):
         ...
 
 
+def _due(now: float, n: int) -> float:
+    """When the ``n``-th intent recorded together is due: 10 µs apart, so the
+    sender keeps the order they were recorded in (a hold before the consult it serves)."""
+    return now + n * 1e-5
+
+
 def _backoff(tries: int) -> float:
     return BACKOFF_S[min(tries - 1, len(BACKOFF_S) - 1)]
 
@@ -111,8 +117,8 @@ class SqlOutbox:
             "INSERT INTO outbox (key, kind, call_id, agent_id, target, state, "
             "due_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
-            [(i.key, i.kind, i.call_id, i.agent_id, f"{i.to} {i.from_}".strip(), now, now)
-             for i in intents])
+            [(i.key, i.kind, i.call_id, i.agent_id, f"{i.to} {i.from_}".strip(), _due(now, n),
+              now) for n, i in enumerate(intents)])
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         with self._tx() as conn:
@@ -132,10 +138,10 @@ class SqlOutbox:
             "SELECT key FROM outbox WHERE (state = 'pending' AND due_at <= ?) OR "
             "(state = 'sending' AND claimed_at < ?) ORDER BY due_at LIMIT ?) "
             "AND ((state = 'pending' AND due_at <= ?) OR (state = 'sending' AND claimed_at < ?)) "
-            "RETURNING key, kind, call_id, agent_id, target, tries",
+            "RETURNING key, kind, call_id, agent_id, target, tries, due_at",
             (now, now, now - CLAIM_TTL_S, limit, now, now - CLAIM_TTL_S))
         out = []
-        for key, kind, call_id, agent_id, target, tries in rows:
+        for key, kind, call_id, agent_id, target, tries, _ in sorted(rows, key=lambda r: r[6]):
             to, _, from_ = str(target).partition(" ")
             out.append(Intent(key, kind, call_id, agent_id, to, from_, int(tries)))
         return out
@@ -155,8 +161,9 @@ class SqlOutbox:
 
     def delivered(self, call_id: str, agent_id: str) -> bool | None:
         row = self._connect().execute(
-            "SELECT state FROM outbox WHERE call_id = ? AND agent_id = ? "
-            "ORDER BY created_at DESC, key DESC LIMIT 1", (call_id, agent_id)).fetchone()
+            "SELECT state FROM outbox WHERE call_id = ? AND agent_id = ? AND kind IN "
+            "('connect', 'ring') ORDER BY created_at DESC, key DESC LIMIT 1",
+            (call_id, agent_id)).fetchone()
         return None if row is None else row[0] == "sent"
 
     def counts(self) -> dict[str, int]:
@@ -178,9 +185,9 @@ class MemoryOutbox:
 
     def add(self, intents: list[Intent], now: float) -> None:
         with self._lock:
-            for i in intents:
+            for n, i in enumerate(intents):
                 self.rows.setdefault(i.key, {"intent": i, "state": "pending", "tries": 0,
-                                             "due_at": now, "claimed_at": None,
+                                             "due_at": _due(now, n), "claimed_at": None,
                                              "created_at": now})
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
@@ -214,7 +221,8 @@ class MemoryOutbox:
     def delivered(self, call_id: str, agent_id: str) -> bool | None:
         with self._lock:
             mine = [r for r in self.rows.values()
-                    if (r["intent"].call_id, r["intent"].agent_id) == (call_id, agent_id)]
+                    if (r["intent"].call_id, r["intent"].agent_id) == (call_id, agent_id)
+                    and r["intent"].kind in ("connect", "ring")]
             return None if not mine else mine[-1]["state"] == "sent"
 
     def counts(self) -> dict[str, int]:

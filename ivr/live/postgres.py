@@ -168,6 +168,18 @@ CREATE TABLE flow_audit (
 CREATE INDEX flow_audit_by_flow ON flow_audit (flow_id, id);
 CREATE INDEX sessions_by_update ON sessions (updated_at);
 """))
+MIGRATIONS.append((4, "conference rooms' status callbacks (IVR_AGENT_BRIDGE=conference)", """
+CREATE TABLE room_events (
+    id       BIGSERIAL PRIMARY KEY,
+    call_id  TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    at       DOUBLE PRECISION NOT NULL,
+    kind     TEXT NOT NULL,
+    data     TEXT NOT NULL
+);
+CREATE INDEX room_events_by_call ON room_events (call_id, id);
+CREATE INDEX room_events_by_time ON room_events (at);
+"""))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -8,6 +8,12 @@ to ``/voice/connect``, which dials the agent with a whisper of who is calling an
 why. The agent answering is the reservation's accept; no answer or busy is its
 timeout or reject, and the router offers the call to the next best agent. A caller
 who asked for a callback is rung back when an agent is reserved.
+
+How caller and agent are bridged is a setting (``IVR_AGENT_BRIDGE``): ``dial`` (the
+caller's call dials the agent) or ``conference`` (both join the call's conference room,
+:mod:`ivr.live.conference`), where holding the caller, consulting another agent (three-way
+audio) and handing the call over are REST changes of the room's participants. Every REST
+request goes through the outbox and the background sender, in the order recorded per call.
 """
 
 from __future__ import annotations
@@ -15,19 +21,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import secrets
 import threading
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from ivr.counters import count
 from ivr.engine.session import Session
 from ivr.errors import FlowError
+from ivr.floor import FloorEvent, FloorLog, on_hold, pending_consult
 from ivr.flows.loader import Flow
 from ivr.flows.models import RouteNode
+from ivr.live.conference import Room, agent_label, fold_all, room_name
 from ivr.live.outbox import KEEP_S, Intent, MemoryOutbox, Outbox, wall_clock
 from ivr.live.roster import load_roster
 from ivr.live.routing_store import RoutingState
@@ -49,6 +59,13 @@ POLICY_FILE = "routing.yaml"
 #: Times a caller who asked for a callback is rung before the call counts as abandoned.
 CALLBACK_TRIES = 3
 STATS_DAY = "stats_day"
+#: How callers and agents are bridged (``IVR_AGENT_BRIDGE``); the first is the default.
+BRIDGES = ("dial", "conference")
+#: What the desktop asks of a live call's room (conference bridge), or of the caller's
+#: leg (``requeue``: to the queue's wait, after a transfer to a queue nobody is free for).
+#: ``hold`` and ``resume`` both set the caller's hold to what the floor log says now, so
+#: a retried or late request never undoes a later one.
+KINDS = ("hold", "resume", "consult", "consult_accept", "consult_end", "requeue")
 
 
 # ------------------------------------------------------------------ policy
@@ -129,7 +146,16 @@ class RingBack:
     from_: str
 
 
-Effect = Connect | RingBack
+@dataclass(frozen=True)
+class Request:
+    """A REST change of a live call the desktop asked for (one of :data:`KINDS`)."""
+
+    call_id: str
+    agent_id: str
+    kind: str
+
+
+Effect = Connect | RingBack | Request
 
 
 @dataclass
@@ -148,6 +174,12 @@ class LiveRouting:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     #: True once this process runs a background sender: webhooks then only wake it.
     background: bool = False
+    #: ``dial`` or ``conference`` (see :data:`BRIDGES`).
+    bridge: str = "dial"
+    #: Holds and consults of each call (whether the caller should hear hold music).
+    floor: FloorLog | None = None
+    #: The conference rooms' status callbacks (where each call's room stands).
+    rooms: FloorLog | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
 
     # ----------------------------------------------------------- call side
@@ -276,7 +308,10 @@ class LiveRouting:
                 router.accept(call_id, agent_id, t)
                 return []
             decisions = router.reject(call_id, agent_id, t)
-            return self._effects(router, decisions)
+            effects = self._effects(router, decisions)
+            if self.bridge == "conference":  # nobody else free: from the room to the queue
+                effects += self._requeue_waiting(router, {call_id: agent_id})
+            return effects
 
     def apply(self, change: Any) -> tuple[Any, list[Effect]]:
         """Run ``change(router)`` (returning decisions or a value) and collect effects."""
@@ -285,6 +320,28 @@ class LiveRouting:
             decisions = [d for d in (result if isinstance(result, list) else [])
                          if isinstance(d, Decision)]
             return result, self._effects(router, decisions)
+
+    def request(self, call_id: str, steps: Iterable[tuple[str, str]], to: str = ""
+                ) -> list[Effect]:
+        """Record REST changes of a live call, ``(kind, agent)`` steps sent in this order
+        (``to``: the agent who hands the call over, for ``consult_accept``). Unless the call
+        is in a room (:meth:`in_room`) only ``requeue`` means anything; the rest is
+        recorded on the floor only."""
+        room = self.in_room(call_id)
+        wanted = [(k, a) for k, a in steps if k == "requeue" or room]
+        if not wanted or not getattr(self.telephony, "configured", True):
+            return []
+        tag = secrets.token_hex(6)  # each click is its own request
+        intents = [Intent(f"{k}:{call_id}:{a}:{tag}", k, call_id, a, quote(to))
+                   for k, a in wanted]
+        with self.state.update():  # the outbox's rows are written in a routing transaction
+            self.outbox.add(intents, wall_clock())
+        return [Request(call_id, a, k) for k, a in wanted]
+
+    def room(self, call_id: str) -> Room:
+        """The call's conference room as its status callbacks tell it."""
+        events = self.rooms.events(call_id=call_id) if self.rooms is not None else []
+        return fold_all(e.data for e in events if e.kind == "conference")
 
     def tick(self, now: dt.datetime) -> list[Effect]:
         """Run the router's due timers (relaxation, overflow, offer timeouts, wrap-up), and
@@ -313,7 +370,25 @@ class LiveRouting:
                     if call is not None:  # nor keep them from the call they never heard
                         call.excluded.discard(agent.id)
                     decisions += router.set_agent_state(agent.id, "available", now.timestamp())
-            return self._effects(router, decisions)
+            effects = self._effects(router, decisions)
+            if self.bridge == "conference":  # out of the room to the queue's wait
+                effects += self._requeue_waiting(router, offers)
+            return effects
+
+    def _requeue_waiting(self, router: Router, offers: Mapping[str, str | None]
+                         ) -> list[Effect]:
+        """Callers whose offer timed out or was rejected while they waited in the
+        conference room, and who wait again (nobody else free): moved to the queue's wait,
+        where they hear their place in line (inside the open routing transaction)."""
+        intents = [Intent(f"requeue:{c}:{a}:{secrets.token_hex(6)}", "requeue", c, a or "")
+                   for c, a in offers.items() if c in router.calls
+                   and router.calls[c].state.value == "waiting"
+                   and router.calls[c].context.get("called")  # it was in the room
+                   and not _callback_of(router, c) and self.outbox.delivered(c, a or "")]
+        if intents and getattr(self.telephony, "configured", True):
+            self.outbox.add(intents, wall_clock())
+            return [Request(i.call_id, i.agent_id, "requeue") for i in intents]
+        return []
 
     # ----------------------------------------------------------- effects
 
@@ -359,11 +434,19 @@ class LiveRouting:
         """Send every due intent of the outbox (in ``pool`` when given); returns how many
         were tried. A failure is retried with backoff; the last one hands the call back."""
         intents = self.outbox.claim(wall_clock())
-        if pool is None:
-            for intent in intents:
+        by_call: dict[str, list[Intent]] = defaultdict(list)
+        for intent in intents:  # in the order recorded
+            by_call[intent.call_id].append(intent)
+
+        def send_all(mine: list[Intent]) -> None:  # one call's requests one after another
+            for intent in mine:
                 self._send(intent)
+
+        if pool is None:
+            for mine in by_call.values():
+                send_all(mine)
         else:
-            list(pool.map(self._send, intents))
+            list(pool.map(send_all, by_call.values()))
         return len(intents)
 
     def sender_loop(self, stop: threading.Event, threads: int = 8) -> None:
@@ -388,21 +471,27 @@ class LiveRouting:
             error = "cannot connect calls: set IVR_PUBLIC_URL (the URL Twilio reaches)"
         else:
             base = self.public_url.rstrip("/")
-            url = f"{base}/voice/connect?" + urlencode(
-                {"call": intent.call_id, "agent": intent.agent_id})
+            query = urlencode({"call": intent.call_id, "agent": intent.agent_id})
+            url = f"{base}/voice/connect?{query}"
             try:
                 if intent.kind == "connect":
                     self.telephony.redirect(intent.call_id, url)
-                else:
+                    if self.in_room(intent.call_id):
+                        self._dial_agent(intent, base, query)
+                elif intent.kind == "ring":
                     self.telephony.ring(intent.to, intent.from_, url, f"{base}/voice/status?"
                                         + urlencode({"callback_for": intent.call_id,
                                                      "agent": intent.agent_id}))
+                else:
+                    self._change_room(intent, base, query)
             except TelephonyError as exc:
                 error = str(exc)
             else:
                 self.outbox.sent(intent.key)
-                log.info("agent reserved; connecting", extra={
-                    "call_id": intent.call_id, "agent": intent.agent_id, "how": intent.kind})
+                log.info("agent reserved; connecting" if intent.kind in ("connect", "ring")
+                         else "call's room changed", extra={
+                             "call_id": intent.call_id, "agent": intent.agent_id,
+                             "how": intent.kind})
                 return
         count("twilio_rest_failures")
         self.on_rest_failure()
@@ -415,11 +504,104 @@ class LiveRouting:
             count("twilio_rest_given_up")
             self.run(self.telephony_failed(intent, self.clock()))
 
+    # ----------------------------------------------------------- conference bridge
+
+    def _from_number(self, call_id: str) -> str:
+        """The number the caller dialled (ours): the caller id of the agent legs."""
+        return str(self.state.query(lambda r: (r.calls[call_id].context.get("called") or "")
+                                    if call_id in r.calls else ""))
+
+    def in_room(self, call_id: str) -> bool:
+        """Whether the call meets its agent in a conference room: the conference bridge,
+        and a number the caller dialled to show the agent leg (a call admitted on the safe
+        path without one dials the agent, as with the dial bridge)."""
+        return self.bridge == "conference" and bool(self._from_number(call_id))
+
+    def _contact(self, agent_id: str) -> str:
+        contact = self.state.contact(agent_id)
+        if not contact:
+            raise TelephonyError(f"agent '{agent_id}' has no contact to ring")
+        return contact
+
+    def _dial_agent(self, intent: Intent, base: str, query: str) -> None:
+        """The agent's leg of a conference: it rings the agent, whose answer (the whisper
+        webhook, ``/voice/agent-join``) accepts the reservation and joins the room."""
+        if self.assignment(intent.call_id, intent.agent_id) not in ("reserved", "connected"):
+            return  # moved on (timed out, taken back): nothing to ring
+        timeout = int(self.state.query(lambda r: r.policy.reservation.timeout_seconds))
+        self.telephony.ring(self._contact(intent.agent_id), self._from_number(intent.call_id),
+                            f"{base}/voice/agent-join?{query}",
+                            f"{base}/voice/agent-leg?{query}", timeout_s=timeout)
+
+    def caller_held(self, call_id: str) -> bool:
+        """Whether the caller should hear hold music now: an agent holds them, or a consult
+        about their call is under way."""
+        events = self.floor.events(call_id=call_id) if self.floor is not None else []
+        return on_hold(events) or pending_consult(events) is not None
+
+    def _change_room(self, intent: Intent, base: str, query: str) -> None:
+        """Send one desktop request: a hold, a consult, the hand-over, a requeue."""
+        call_id = intent.call_id
+        if intent.kind == "requeue":
+            self.telephony.redirect(call_id, f"{base}/voice/requeue?"
+                                    + urlencode({"call": call_id}))
+            return
+        if intent.kind == "consult":  # the room is made again if it must be: its name
+            timeout = int(self.state.query(lambda r: r.policy.reservation.timeout_seconds))
+            self.telephony.add_participant(
+                room_name(call_id), self._contact(intent.agent_id),
+                self._from_number(call_id), agent_label(intent.agent_id),
+                f"{base}/voice/consult-leg?{query}", timeout)
+            return
+        live = self.room(call_id).current()
+        if live is None:
+            raise TelephonyError(f"the conference of call {call_id} has not started (no "
+                                 "status callback yet)")
+        hold: dict[str, Any] = {"hold": self.caller_held(call_id)}
+        if hold["hold"]:
+            hold.update(hold_url=f"{base}/voice/hold-music", hold_method="POST")
+        if intent.kind == "consult_accept":  # to: the agent who hands the call over
+            self.telephony.update_participant(live.sid, agent_label(intent.agent_id),
+                                              end_conference_on_exit=True)
+            first = agent_label(unquote(intent.to))
+            self.telephony.update_participant(live.sid, first, end_conference_on_exit=False)
+            self.telephony.update_participant(live.sid, call_id, **hold)
+            self._take_out(live.sid, call_id, unquote(intent.to))
+            return
+        if intent.kind == "consult_end":
+            self._take_out(live.sid, call_id, intent.agent_id)
+        self.telephony.update_participant(live.sid, call_id, **hold)
+
+    def _take_out(self, conference_sid: str, call_id: str, agent_id: str) -> None:
+        """An agent's leg out of the room; already gone (hung up, never answered, a
+        retried request) is what was wanted, so a refusal is only logged."""
+        try:
+            self.telephony.remove_participant(conference_sid, agent_label(agent_id))
+        except TelephonyError as exc:
+            log.info("agent leg already out of the room", extra={
+                "call_id": call_id, "agent": agent_id, "error": str(exc)})
+
     def telephony_failed(self, intent: Intent, now: dt.datetime) -> list[Effect]:
         """Twilio could not be asked to connect the call: the offer is taken back with no
-        penalty for the agent, and the call keeps its place at the head of its queue."""
+        penalty for the agent, and the call keeps its place at the head of its queue.
+        A consult Twilio could not place ends, and the caller is resumed; a hand-over
+        that failed half-way connects the caller to the agent who took the call afresh."""
         if intent.kind == "ring":
             return self.callback_leg_ended(intent.call_id, intent.agent_id, "failed", now)
+        if intent.kind == "consult":
+            if self.floor is not None:
+                self.floor.add(FloorEvent(intent.call_id, intent.agent_id, now.timestamp(),
+                                          "consult_end", {"accepted": False,
+                                                          "failed": True}))
+            return self.request(intent.call_id, [("resume", intent.agent_id)])
+        if intent.kind == "consult_accept":
+            key = f"connect:{intent.call_id}:{intent.agent_id}:{secrets.token_hex(6)}"
+            with self.state.update():
+                self.outbox.add([Intent(key, "connect", intent.call_id, intent.agent_id)],
+                                wall_clock())
+            return [Connect(intent.call_id, intent.agent_id)]
+        if intent.kind in KINDS:  # a hold or a requeue: the caller stays with the agent
+            return []
         with self.state.update() as router:
             call = router.calls.get(intent.call_id)
             if call is None or call.state.value != "reserved" or \

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable
 
-from ivr.floor import FloorLog, MemoryFloorLog, SqlFloorLog
+from ivr.floor import ROOM_TABLE, FloorLog, MemoryFloorLog, SqlFloorLog
 from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
 from ivr.live.outbox import MemoryOutbox, Outbox, SqlOutbox
@@ -73,6 +73,12 @@ def open_floor_log(store: Store) -> FloorLog:
     """Holds, transfers and dispositions beside the calls they belong to."""
     connect = sql_tables(store)
     return SqlFloorLog(connect) if connect else MemoryFloorLog()
+
+
+def open_room_log(store: Store) -> FloorLog:
+    """The conference rooms' status callbacks (``IVR_AGENT_BRIDGE=conference``)."""
+    connect = sql_tables(store)
+    return SqlFloorLog(connect, ROOM_TABLE) if connect else MemoryFloorLog()
 
 
 def sql_tables(store: Store) -> Callable[[], Any] | None:

@@ -1,12 +1,14 @@
 """What the app asks of Twilio's REST API while routing: move a queued call to the agent
-it was reserved for, and ring a caller back. The twilio library's client does the work;
+it was reserved for, ring a caller back, and with the conference bridge dial an agent
+leg, hold or resume a participant, add a consulted agent or take one out. The twilio
+library's client does the work;
 ``IVR_TWILIO_API_URL`` points it elsewhere (tests use a local stand-in for the API)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -25,8 +27,23 @@ class Telephony(Protocol):
         """Make a live call fetch new TwiML from ``url``."""
         ...
 
-    def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
+    def ring(self, to: str, from_: str, url: str, status_callback: str,
+             timeout_s: int | None = None) -> str:
         """Place an outbound call that runs the TwiML at ``url``; returns its CallSid."""
+        ...
+
+    def update_participant(self, conference_sid: str, participant: str,
+                           **fields: Any) -> None:
+        """Change a conference participant (by CallSid or label): hold, endConferenceOnExit."""
+        ...
+
+    def add_participant(self, room: str, to: str, from_: str, label: str,
+                        status_callback: str, timeout_s: int) -> None:
+        """Dial ``to`` into the conference named ``room`` (created if it is not running)."""
+        ...
+
+    def remove_participant(self, conference_sid: str, participant: str) -> None:
+        """Take a participant (by CallSid or label) out of the conference: their leg ends."""
         ...
 
 
@@ -51,14 +68,43 @@ class TwilioTelephony:
         except Exception as exc:  # TwilioException, and requests' connection errors
             raise TelephonyError(f"redirect of {call_sid} failed: {exc}"[:300]) from exc
 
-    def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
+    def ring(self, to: str, from_: str, url: str, status_callback: str,
+             timeout_s: int | None = None) -> str:
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
             call = self.client.calls.create(to=to, from_=from_, url=url, method="POST",
                                             status_callback=status_callback,
-                                            status_callback_method="POST")
+                                            status_callback_method="POST", **extra)
         except Exception as exc:  # TwilioException, and requests' connection errors
-            raise TelephonyError(f"callback call failed: {exc}"[:300]) from exc
+            raise TelephonyError(f"outbound call failed: {exc}"[:300]) from exc
         return str(call.sid)
+
+    def update_participant(self, conference_sid: str, participant: str,
+                           **fields: Any) -> None:
+        try:
+            self.client.conferences(conference_sid).participants(participant).update(**fields)
+        except Exception as exc:  # TwilioException, and requests' connection errors
+            raise TelephonyError(f"update of participant {participant} failed: {exc}"[:300]) \
+                from exc
+
+    def add_participant(self, room: str, to: str, from_: str, label: str,
+                        status_callback: str, timeout_s: int) -> None:
+        try:
+            self.client.conferences(room).participants.create(
+                from_=from_, to=to, label=label, beep="false", early_media=True,
+                start_conference_on_enter=True, end_conference_on_exit=False,
+                timeout=timeout_s, status_callback=status_callback,
+                status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"])
+        except Exception as exc:  # TwilioException, and requests' connection errors
+            raise TelephonyError(f"adding {label} to the conference failed: {exc}"[:300]) \
+                from exc
+
+    def remove_participant(self, conference_sid: str, participant: str) -> None:
+        try:
+            self.client.conferences(conference_sid).participants(participant).delete()
+        except Exception as exc:  # TwilioException, and requests' connection errors
+            raise TelephonyError(f"removing {participant} failed: {exc}"[:300]) from exc
 
 
 class NoTelephony:
@@ -71,5 +117,17 @@ class NoTelephony:
         raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot connect the call to its "
                              "agent")
 
-    def ring(self, to: str, from_: str, url: str, status_callback: str) -> str:
-        raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot ring the caller back")
+    def ring(self, to: str, from_: str, url: str, status_callback: str,
+             timeout_s: int | None = None) -> str:
+        raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot place the call")
+
+    def update_participant(self, conference_sid: str, participant: str,
+                           **fields: Any) -> None:
+        raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot change the conference")
+
+    def add_participant(self, room: str, to: str, from_: str, label: str,
+                        status_callback: str, timeout_s: int) -> None:
+        raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot add to the conference")
+
+    def remove_participant(self, conference_sid: str, participant: str) -> None:
+        raise TelephonyError("TWILIO_ACCOUNT_SID is not set: cannot change the conference")

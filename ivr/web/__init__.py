@@ -20,6 +20,7 @@ from ivr.live.routing import POLICY_FILE, LiveRouting, policy_problems, routing_
 from ivr.live.routing_store import JournalRoutingState, RoutingState
 from ivr.live.stores import (
     open_floor_log,
+    open_room_log,
     open_store,
     open_users,
     open_versions,
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     auth.init_app(app, open_users(app.extensions["ivr.store"], clock))
     floor_log = app.extensions["ivr.floor"] = open_floor_log(app.extensions["ivr.store"])
     routing = app.extensions["ivr.routing"]
+    routing.floor = floor_log  # holds and consults: what the caller should hear
+    routing.rooms = app.extensions["ivr.rooms"] = open_room_log(app.extensions["ivr.store"])
     app.extensions["ivr.live"] = Hub(read=lambda t: routing.state.query(
         lambda router: picture(router, t, floor_log.last_id())))
     app.register_blueprint(desktop.bp)
@@ -128,7 +131,8 @@ def _make_routing(settings: Settings, registry: FlowRegistry, store: Store,
                     "cannot be connected until it is")
     outbox = outbox_of(store)
     return LiveRouting(state, telephony, settings.public_url,
-                       timezone=registry.default().spec.timezone, outbox=outbox, clock=clock)
+                       timezone=registry.default().spec.timezone, outbox=outbox, clock=clock,
+                       bridge=settings.agent_bridge)
 
 
 def _healthz() -> Any:

@@ -20,7 +20,7 @@ from ivr.live.routing import LiveRouting
 from ivr.logs import redact
 from ivr.web.auth import current_user, require_role
 from ivr.web.live import Floor, Hub, sse_headers
-from routing import Call, Decision, RoutingError
+from routing import Call, Decision, DecisionKind, RoutingError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desktop", __name__)
@@ -87,7 +87,7 @@ def page() -> Any:
     softphone = bool(settings.twilio_api_key and settings.twilio_api_secret
                      and settings.twiml_app_sid and settings.account_sid)
     me = _me()
-    config = {"agent_id": me, "softphone": softphone,
+    config = {"agent_id": me, "softphone": softphone, "bridge": _routing().bridge,
               "queues": {q: dict(spec.skills) for q, spec in sorted(policy.queues.items())},
               "skills": list(policy.skills), "agents": {
                   a: name for a, name in sorted(agents.items()) if a != me},
@@ -301,7 +301,8 @@ def _hold_event(me: str, call_id: str, kind: str) -> Any:
     if held == (kind == "hold"):
         return _error(f"call {call_id} is {'already' if held else 'not'} on hold", 409)
     _floor_log().add(FloorEvent(call_id, me, _now().timestamp(), kind))
-    return _done()
+    # conference bridge: the caller's leg to hold music and back (a REST request)
+    return _done(_routing().request(call_id, [(kind, me)]))
 
 
 def _complete(me: str, call_id: str) -> Any:
@@ -342,7 +343,9 @@ def _transfer(me: str, call_id: str) -> Any:
         if pending_consult(_floor_log().events(call_id=call_id)):
             return _error(f"call {call_id} already waits for a consult", 409)
         _floor_log().add(FloorEvent(call_id, me, now, "consult", request))
-        return _done()
+        # conference bridge: the caller on hold, the target rung into the call's room
+        return _done(_routing().request(call_id, [("hold", me),
+                                                  ("consult", request["to_agent"])]))
     return _move(me, call_id, request, now)
 
 
@@ -380,6 +383,9 @@ def _move(me: str, call_id: str, request: dict[str, Any], now: float,
     who already agreed) takes it at once."""
     record: dict[str, Any] = {}
     target, queue = request["to_agent"], request["to_queue"]
+    # A consulted agent is already in the call's room: the caller is not moved to them.
+    in_room = accepted_by is not None and _routing().in_room(call_id)
+    queued: list[bool] = []
 
     def transfer(router: Any) -> Any:
         call = _connected(router, call_id, me)
@@ -394,15 +400,22 @@ def _move(me: str, call_id: str, request: dict[str, Any], now: float,
         leg = Call(id=call_id, queue=queue or call.queue, skills=dict(request["skills"]),
                    language=call.language, priority=call.priority, context=context)
         if target is None:
-            return decisions + [router.enqueue(leg, now)]
+            routed = router.enqueue(leg, now)
+            queued.append(routed.kind is DecisionKind.QUEUED)
+            return decisions + [routed]
         offered = router.offer_to(leg, target, now, note=f"transfer: {request['reason']}")
         if accepted_by is not None:
             router.accept(call_id, accepted_by, now)
-        return decisions + [offered]
+        return decisions if in_room else decisions + [offered]
 
     response = _apply(me, call_id, transfer)
     if not isinstance(response, tuple):  # done (an error is a (body, status) pair)
         _floor_log().add(FloorEvent(call_id, me, now, "transfer", record))
+        if queued and queued[0]:  # nobody free: the caller waits as a queued caller does
+            _routing().run(_routing().request(call_id, [("requeue", me)]))
+        elif in_room:  # the target stays with the caller, the first agent leaves
+            _routing().run(_routing().request(call_id, [("consult_accept", str(accepted_by))],
+                                              to=me))
         log.info("transferred", extra={"call_id": call_id, "agent": me, **{
             k: v for k, v in record.items() if k in ("mode", "reason", "to_queue",
                                                      "to_agent")}})
@@ -424,7 +437,8 @@ def consult(call_id: str, action: str) -> Any:
         now = _now().timestamp()
         if action == "decline":
             _floor_log().add(FloorEvent(call_id, me, now, "consult_end", {"accepted": False}))
-            return _done()
+            # conference bridge: the target leaves the room, the caller is resumed
+            return _done(_routing().request(call_id, [("consult_end", me)]))
         response = _move(pending.agent_id, call_id, pending.data, now, accepted_by=me)
         if not isinstance(response, tuple):
             _floor_log().add(FloorEvent(call_id, me, now, "consult_end", {"accepted": True}))

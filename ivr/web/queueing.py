@@ -11,14 +11,30 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 
 from ivr.engine import LegEnded, Session
 from ivr.engine.core import GENERAL_QUEUE
 from ivr.engine.trust import WHISPER, trust_level
+from ivr.floor import FloorEvent, FloorLog, pending_consult
+from ivr.live.conference import agent_label, event_of, room_name
 from ivr.live.routing import minutes_phrase
-from ivr.twiml import Links, callback_booked, connect_agent, hang_up, hold, requeue, whisper
+from ivr.twiml import (
+    Links,
+    callback_booked,
+    conference_agent,
+    conference_caller,
+    conference_wait,
+    connect_agent,
+    empty,
+    hang_up,
+    hold,
+    on_hold_music,
+    requeue,
+    whisper,
+)
 from ivr.web.errors import BadRequest
 from ivr.web.safe import admit_waiting
 from ivr.web.security import twilio_signature_required
@@ -102,8 +118,12 @@ def callback() -> Response:
 
 
 def requeue_doc(call_id: str) -> str:
+    """Back into the queue the router holds the call in (after a transfer, the new one),
+    else the queue the IVR routed it to."""
     session = _store().get_session(call_id)
     queue = (session.route or {}).get("queue", GENERAL_QUEUE) if session else GENERAL_QUEUE
+    queue = _routing().state.query(
+        lambda r: r.calls[call_id].queue if call_id in r.calls else queue)
     return requeue(queue, Links(turn=(session.turn + 1) if session else 1), _locale(session))
 
 
@@ -124,8 +144,16 @@ def connect() -> Response:
         log.warning("connect for a reservation that no longer holds", extra={
             "call_id": call_id, "agent": agent_id})
         return _twiml(requeue_doc(call_id) if known else hang_up())
-    query = f"call={call_id}&agent={agent_id}"
+    query = urlencode({"call": call_id, "agent": agent_id})
     session = _store().get_session(call_id)
+    if routing.in_room(call_id) and _call_sid() == call_id:
+        # The caller waits in the call's room; the sender rings the agent into it. (A
+        # caller rung back is a leg of its own: it dials the agent as with the dial bridge.)
+        status = "/voice/conference?" + urlencode({"call": call_id})
+        return _twiml(conference_caller(
+            room_name(call_id), f"/voice/agent-done?{query}",
+            "/voice/conference-wait?" + urlencode({"call": call_id}), status,
+            _locale(session)))
     return _twiml(connect_agent(contact, f"/voice/whisper?{query}", f"/voice/agent-done?{query}",
                                 timeout, _locale(session)))
 
@@ -178,6 +206,8 @@ def agent_done() -> Response:
     call_id = query_call_sid()
     agent_id = _agent_param()
     status = (_param("DialCallStatus") or "failed").lower()
+    if status == "answered":  # a <Dial><Conference> that ended after the caller was in it
+        status = "completed"
     leg = _call_sid()
     now = _now()
     routing = _routing()
@@ -207,3 +237,114 @@ def agent_done() -> Response:
         _log_trail(*saved)
     _run_effects(effects)
     return _twiml(body)
+
+
+# ------------------------------------------------------------------ conference bridge
+
+
+def _floor() -> FloorLog:
+    return current_app.extensions["ivr.floor"]  # type: ignore[no-any-return]
+
+
+@bp.post("/agent-join")
+@twilio_signature_required
+def agent_join() -> Response:
+    """The agent answered the leg the sender rang (conference bridge): accept the
+    reservation, whisper who is calling and why, and join the call's room."""
+    call_id = query_call_sid()
+    agent_id = _agent_param()
+    routing = _routing()
+    if not routing.agent_answered(call_id, agent_id, _now()):
+        return _twiml(hang_up("This call is no longer waiting for you."))
+    context, queue = routing.state.query(
+        lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
+        if call_id in r.calls else ({}, ""))
+    status = "/voice/conference?" + urlencode({"call": call_id})
+    return _twiml(conference_agent(whisper_text(context, queue), room_name(call_id),
+                                   agent_label(agent_id), status))
+
+
+@bp.post("/agent-leg")
+@twilio_signature_required
+def agent_leg() -> Response:
+    """The status callback of an agent leg the sender rang: unanswered (no answer, busy,
+    failed), the reservation times out or is rejected and the call goes to the next best
+    agent; with nobody free the caller goes from the room to the queue's wait."""
+    call_id = query_call_sid()
+    agent_id = _agent_param()
+    status = (_param("CallStatus") or "").lower()
+    routing = _routing()
+    if status not in ("completed", "busy", "failed", "no-answer", "canceled") or \
+            routing.assignment(call_id, agent_id) != "reserved":
+        return Response(status=204)  # ringing, or a talk that ended: the room tells that
+    _, effects = routing.agent_leg_ended(call_id, agent_id, status, _now())
+    waiting = routing.state.query(lambda r: call_id in r.calls
+                                  and r.calls[call_id].state.value == "waiting")
+    if waiting:
+        effects += routing.request(call_id, [("requeue", agent_id)])
+    _run_effects(effects)
+    return Response(status=204)
+
+
+@bp.post("/conference")
+@twilio_signature_required
+def conference_event() -> Response:
+    """A status callback of the call's room (start, end, join, leave, hold), kept in the
+    room log (not the floor log: a callback wakes no agent page): the sender finds the
+    room's ConferenceSid and the participants there."""
+    call_id = query_call_sid()
+    event = event_of({k: v for k, v in request.form.items() if len(v) <= 200})
+    if event.get("ConferenceSid"):
+        rooms: FloorLog = current_app.extensions["ivr.rooms"]
+        rooms.add(FloorEvent(call_id, event.get("ParticipantLabel", ""), _now().timestamp(),
+                             "conference", event))
+    return Response(status=204)
+
+
+@bp.post("/consult-leg")
+@twilio_signature_required
+def consult_leg() -> Response:
+    """The status callback of a consulted agent's leg: unanswered, or gone before taking
+    the call, the consult ends and the caller is back with the first agent."""
+    call_id = query_call_sid()
+    agent_id = _agent_param()
+    status = (_param("CallStatus") or "").lower()
+    if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
+        return Response(status=204)
+    pending = pending_consult(_floor().events(call_id=call_id))
+    if pending is None or pending.data.get("to_agent") != agent_id:
+        return Response(status=204)  # taken (or declined) already
+    _floor().add(FloorEvent(call_id, agent_id, _now().timestamp(), "consult_end",
+                            {"accepted": False, "leg": status}))
+    _run_effects(_routing().request(call_id, [("consult_end", agent_id)]))
+    return Response(status=204)
+
+
+@bp.post("/hold-music")
+@twilio_signature_required
+def hold_music() -> Response:
+    """The ``holdUrl`` of a caller an agent put on hold."""
+    _call_sid()
+    return _twiml(on_hold_music(current_app.config["IVR"].hold_music_url))
+
+
+@bp.post("/conference-wait")
+@twilio_signature_required
+def conference_wait_webhook() -> Response:
+    """The caller's wait in the room until the agent's leg joins."""
+    call_id = query_call_sid()
+    session = _store().get_session(call_id)
+    estimate = _routing().estimated_wait(call_id, _now())
+    return _twiml(conference_wait(minutes_phrase(estimate),
+                                  current_app.config["IVR"].hold_music_url, _locale(session)))
+
+
+@bp.post("/requeue")
+@twilio_signature_required
+def requeue_webhook() -> Response:
+    """The caller's leg, moved here after a transfer to a queue with nobody free (or an
+    agent leg that went unanswered): the queue's wait, as a queued caller hears it."""
+    call_id = query_call_sid()
+    if _call_sid() != call_id:
+        return _twiml(empty())
+    return _twiml(requeue_doc(call_id))

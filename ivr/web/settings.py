@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ivr.errors import IVRError
 from ivr.flows.models import E164
+from ivr.live.routing import BRIDGES
 from ivr.twiml import DEFAULT_HOLD_MUSIC
 
 #: Shortest admin or agent bearer token a server starts with.
@@ -45,6 +46,8 @@ class Settings:
     fallback_number: str | None = None
     #: Host names a request may carry when no public URL is set (``IVR_ALLOWED_HOSTS``).
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    #: How callers meet agents (``IVR_AGENT_BRIDGE``): ``dial`` or ``conference``.
+    agent_bridge: str = "dial"
     #: How long a webhook waits for the store's write lock before the safe path.
     store_busy_timeout_s: float = 3.0
 
@@ -74,7 +77,8 @@ class Settings:
                           ("TWILIO_API_KEY", "twilio_api_key"),
                           ("TWILIO_API_SECRET", "twilio_api_secret"),
                           ("TWILIO_TWIML_APP_SID", "twiml_app_sid"),
-                          ("IVR_FALLBACK_NUMBER", "fallback_number")):
+                          ("IVR_FALLBACK_NUMBER", "fallback_number"),
+                          ("IVR_AGENT_BRIDGE", "agent_bridge")):
             if env.get(var):
                 values[name] = env[var]
         if env.get("IVR_ALLOWED_HOSTS"):
@@ -88,6 +92,9 @@ class Settings:
         settings = cls(**values)
         if settings.store not in ("sqlite", "memory"):
             raise IVRError(f"IVR_STORE: '{settings.store}' is not 'sqlite' or 'memory'")
+        if settings.agent_bridge not in BRIDGES:
+            raise IVRError(f"IVR_AGENT_BRIDGE: '{settings.agent_bridge}' is not one of "
+                           f"{', '.join(BRIDGES)}")
         if settings.database_url is not None and not settings.database_url.startswith(
                 ("postgresql://", "postgres://")):
             raise IVRError(f"IVR_DATABASE_URL: '{settings.database_url.split('@')[-1]}' must "

@@ -149,9 +149,11 @@
     const card = el("section", { class: "card", "aria-label": "Call " + call.id, "data-call": call.id });
     card.append(el("h2", {}, "On call · " + call.queue + (call.on_hold ? " · on hold" : "")));
     if (call.consult) {
-      card.append(el("p", { role: "status" }, "Warm transfer: waiting for " + call.consult.to_agent + " to accept"));
+      card.append(el("p", { role: "status" }, "Warm transfer: waiting for " + call.consult.to_agent + " to accept" +
+        (cfg.bridge === "conference" ? " · the caller hears hold music while " + call.consult.to_agent + "'s phone joins you" : "")));
     } else if (call.declined) {
-      card.append(el("p", { role: "status", class: "error" }, "The warm transfer was declined: the call stays with you"));
+      card.append(el("p", { role: "status", class: "error" }, "The warm transfer was declined: the call stays with you" +
+        (cfg.bridge === "conference" ? " (the caller is back on the line)" : "")));
     }
     card.append(el("p", {}, "Talking for ", el("span", { "data-since": call.answered_at }, "–")));
     card.append(contextList(call));
@@ -197,6 +199,10 @@
   function consultCard(c) {
     const card = el("section", { class: "card", "aria-label": "Consult " + c.call_id, "data-consult": c.call_id });
     card.append(el("h2", {}, "Warm transfer from " + c.from_agent + " (" + c.reason.replace(/_/g, " ") + ")"));
+    if (cfg.bridge === "conference") {
+      card.append(el("p", { role: "status" }, "Your phone rings to talk with " + c.from_agent +
+        " while the caller is on hold; Accept transfer keeps you with the caller, " + c.from_agent + " leaves"));
+    }
     card.append(contextList({ queue: c.to_queue || "(same queue)", priority: "-", context: c.context, path: [] }));
     const err = el("p", { class: "error", role: "alert" });
     card.append(el("div", { class: "row" },
