@@ -16,6 +16,7 @@ nobody able to serve it is logged in any more).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -120,6 +121,9 @@ def simulate_plan(
     """
     env = simpy.Environment()
     schedule = env.schedule
+    # the hottest events go straight onto SimPy's event queue, as ``env.schedule`` would
+    # put them: (time, priority, event id, event), at an absolute time
+    queue, eid, push = env._queue, env._eid, heapq.heappush
     inf = math.inf
     nan = math.nan
     n = plan.size
@@ -128,6 +132,7 @@ def simulate_plan(
     queued_at = (plan.arrival + plan.ivr).tolist()
     entry_order = np.argsort(plan.arrival + plan.ivr, kind="stable")
     entry_order = entry_order[~plan.contained[entry_order]].tolist()
+    entry_time = [queued_at[c] for c in entry_order]
     true_intent = plan.intent.tolist()
     routed_intent = plan.routed_intent.tolist()
     handle = plan.handle.tolist()
@@ -195,7 +200,7 @@ def simulate_plan(
     def after_deadline(now: float, d: float) -> None:
         t = now if d < now else d
         tick_at[0] = t
-        schedule(_Due(env, on_tick, t), _TICK, t - now)
+        push(queue, (t, _TICK, next(eid), _Due(env, on_tick, t)))
 
     def assign(pairs: list[Assignment], now: float) -> None:
         for c, a in pairs:
@@ -214,7 +219,7 @@ def simulate_plan(
             talk_start[a] = now
             ev = talk_end[a]
             ev.callbacks = talk_cbs
-            schedule(ev, _END_TALK, talk)
+            push(queue, (now + talk, _END_TALK, next(eid), ev))
 
     def close_login(a: int, end: float) -> None:
         if end > shift_end[a]:
@@ -243,21 +248,21 @@ def simulate_plan(
                     ev.callbacks = abandon_cbs
                 else:
                     ev = _Due(env, on_abandon, c)
-                schedule(ev, _ABANDON, p)
+                push(queue, (now + p, _ABANDON, next(eid), ev))
             if accepts_cb[c] and cb_after < p:
                 schedule(_Due(env, on_callback, c), _CALLBACK, cb_after)
 
     n_entry = len(entry_order)
 
     def on_entry(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         k = ev.x
         c = entry_order[k]
         k += 1
         if k < n_entry:  # the next queue entry, on the same event object
             ev.x = k
             ev.callbacks = entry_cbs
-            schedule(ev, _ENTRY, queued_at[entry_order[k]] - now)
+            push(queue, (entry_time[k], _ENTRY, next(eid), ev))
         if closed[leg_intent[c]]:  # enter(c, now), inlined
             blocked[c] = True
         else:
@@ -275,7 +280,7 @@ def simulate_plan(
                         aband.callbacks = abandon_cbs
                     else:
                         aband = _Due(env, on_abandon, c)
-                    schedule(aband, _ABANDON, p)
+                    push(queue, (now + p, _ABANDON, next(eid), aband))
                 if accepts_cb[c] and cb_after < p:
                     schedule(_Due(env, on_callback, c), _CALLBACK, cb_after)
         counters[0] += 1  # after(now), inlined on the hottest handlers
@@ -290,7 +295,7 @@ def simulate_plan(
         after(now)
 
     def on_end_talk(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         a = ev.x
         c = on_call[a]
         on_call[a] = -1
@@ -314,7 +319,7 @@ def simulate_plan(
             after_deadline(now, d)
 
     def on_abandon(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         c = ev.x
         spare.append(ev)
         if waiting[c] and not callback[c] and answered_at[c] != answered_at[c]:
@@ -389,7 +394,7 @@ def simulate_plan(
             if end < inf:
                 schedule(_Due(env, on_logout, m.index), _LOGOUT, max(start, end - early))
     if n_entry:
-        schedule(_Due(env, on_entry, 0), _ENTRY, queued_at[entry_order[0]])
+        push(queue, (entry_time[0], _ENTRY, next(eid), _Due(env, on_entry, 0)))
 
     procs = list(processes)
     if procs:
