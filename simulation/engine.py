@@ -166,7 +166,10 @@ def simulate_plan(
     closed = [False] * len(intents)  # per intent: its queue is closed (outage)
 
     n_agents = len(roster)
-    busy: list[tuple[float, float, int]] = []  # (start, end, agent) of talk + wrap-up
+    # talk + wrap-up spans, as flat lists of numbers (no tuple per call for the collector)
+    busy_start: list[float] = []
+    busy_end: list[float] = []
+    busy_agent: list[int] = []
     login_start: list[float] = []
     login_end: list[float] = []
     login_agent: list[int] = []
@@ -184,7 +187,7 @@ def simulate_plan(
     away = [False] * n_agents  # called away by a process (meeting)
 
     enqueue, complete, next_deadline = router.enqueue, router.complete, router.next_deadline
-    add_busy = busy.append
+    add_start, add_end, add_agent = busy_start.append, busy_end.append, busy_agent.append
     # hot-path state shared by the handlers lives in small lists (no nonlocal)
     tick_at = [inf]
     counters = [0, 0.0]  # events handled, time of the last one
@@ -301,7 +304,9 @@ def simulate_plan(
         on_call[a] = -1
         pairs, w = complete(c, a, now)
         handled[c] += now - talk_start[a] + w
-        add_busy((talk_start[a], now + w, a))
+        add_start(talk_start[a])
+        add_end(now + w)
+        add_agent(a)
         busy_until[a] = now + w
         if leaving[a]:
             close_login(a, now + w if now + w > shift_end[a] or away[a] else shift_end[a])
@@ -492,7 +497,6 @@ def simulate_plan(
             shift_end[a] = min(shift_end[a], end)
             close_login(a, end)
     ot = np.asarray(overtime, dtype=float).reshape(-1, 3)
-    bs = np.asarray(busy, dtype=float).reshape(-1, 3)
 
     records = CallRecords(
         arrival=np.asarray(arrival),
@@ -510,9 +514,9 @@ def simulate_plan(
         priority=np.asarray(priority, dtype=np.int64),
     )
     spans = AgentSpans(
-        busy_start=bs[:, 0],
-        busy_end=bs[:, 1],
-        busy_agent=bs[:, 2].astype(np.int64),
+        busy_start=np.asarray(busy_start, dtype=float),
+        busy_end=np.asarray(busy_end, dtype=float),
+        busy_agent=np.asarray(busy_agent, dtype=np.int64),
         login_start=np.asarray(login_start),
         login_end=np.asarray(login_end),
         login_agent=np.asarray(login_agent, dtype=np.int64),
