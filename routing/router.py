@@ -210,36 +210,38 @@ class Router(RouterState):
     def _admit(self, call: Call, now: float) -> Group | None:
         """Register the call as waiting; returns its group when the call takes its queue's
         skills and language (the common case, cached per queue), else None."""
-        if call.id in self.calls:
+        cid, queue, calls = call.id, call.queue, self.calls
+        if cid in calls:
             raise InvalidTransitionError(
-                f"call {call.id}: already in the router ({self.calls[call.id].state.value}); "
+                f"call {cid}: already in the router ({calls[cid].state.value}); "
                 "use a new call id for a new leg"
             )
-        spec = self.policy.queues.get(call.queue) or self.policy.queue(call.queue)
+        spec = self.policy.queues.get(queue) or self.policy.queue(queue)
         if self.record_decisions:
-            self._log.reopen(call.id)  # a call id used again (a new leg): its history continues
-        default = not call.skills and (call.language is None or call.language == spec.language)
+            self._log.reopen(cid)  # a call id used again (a new leg): its history continues
+        language = call.language
+        default = not call.skills and (language is None or language == spec.language)
         if not call.skills:
             call.skills = dict(spec.skills)
-        if call.language is None:
+        if language is None:
             call.language = spec.language
-        self._call_seq += 1
-        call.seq = self._call_seq
+        self._call_seq = seq = self._call_seq + 1
+        call.seq = seq
         call.state = _WAITING
         call.enqueued_at = call.queue_entered_at = now
         call.step = 0
         call.agent_id = None
         if call.excluded:
             call.excluded = set()
-        self.calls[call.id] = call
-        self._counters[call.queue].offered += 1
-        if call.queue in self._timed:
+        calls[cid] = call
+        self._counters[queue].offered += 1
+        if queue in self._timed:
             self._schedule_queue_timers(call)
         if not default:
             return None
-        g = self._queue_groups.get(call.queue)  # the queue's own requirement, at step 0
+        g = self._queue_groups.get(queue)  # the queue's own requirement, at step 0
         if g is None:
-            g = self._queue_groups[call.queue] = self._group_of(call)
+            g = self._queue_groups[queue] = self._group_of(call)
         return g
 
     def enqueue_many(self, calls: Iterable[Call], now: float) -> list[Decision]:
@@ -331,11 +333,9 @@ class Router(RouterState):
                 )
             )
         agent = self.agents[call.agent_id]  # type: ignore[index]
-        wrap = (
-            agent.wrap_up_seconds
-            if agent.wrap_up_seconds is not None
-            else self.policy.wrap_up_seconds
-        )
+        wrap = agent.wrap_up_seconds
+        if wrap is None:
+            wrap = self.policy.wrap_up_seconds
         talk = now - (call.answered_at or now)
         self._counters[call.queue].handle_times.append(talk + wrap)
         call.state = _COMPLETED
@@ -696,24 +696,27 @@ class Router(RouterState):
     def _reserve(self, call: Call, agent: Agent, now: float, parked: bool = True) -> None:
         """Offer the call to the agent (with ``auto_accept``: and connect it).
         ``parked=False``: the call is in no index group (``_route`` callers)."""
+        index = self._index
         if parked:
-            self._index.call_leaves(call.id)
-        call.agent_id = agent.id
+            index.call_leaves(call.id)
+        call.agent_id = aid = agent.id
         call.offered_at = now
-        if self.auto_accept:
+        auto = self.auto_accept
+        if auto:
             self._connect(call, agent, now)
         else:
             self._waiting[call.queue].add(call.id)
             call.state = _RESERVED_CALL
             agent.slots[call.id] = _SLOT_RESERVED
         agent.idle_since = now
-        if agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
-            self._index.agent_joins(agent)
+        load = len(agent.slots)
+        if agent.presence is _AVAILABLE and load < agent.capacity:
+            index.agent_joins(agent)
         else:
-            self._index.agent_leaves(agent.id)
-        if self.auto_accept:
+            index.agent_leaves(aid)
+        if auto:
             # as after reserved -> busy: busy since this call (unless an offer is pending)
-            if len(agent.slots) == 1:
+            if load == 1:
                 agent.state = _BUSY
                 agent.state_since = now
             else:
@@ -723,7 +726,7 @@ class Router(RouterState):
         else:
             self._refresh_state(agent, now)
             self._push_timer(
-                now + self.policy.reservation.timeout_seconds, OFFER, call.id, agent.id, now
+                now + self.policy.reservation.timeout_seconds, OFFER, call.id, aid, now
             )
 
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
@@ -731,14 +734,14 @@ class Router(RouterState):
         out: list[Decision] = []
         self._refresh_state(agent, now)
         record = self.record_decisions
-        log = self._log
+        log, index, slots = self._log, self._index, agent.slots
         aid = agent.id
-        while agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
-            found = self._index.best_call(agent, self._excluded_by)
+        while agent.presence is _AVAILABLE and len(slots) < agent.capacity:
+            found = index.best_call(agent, self._excluded_by)
             if found is None:
-                if not agent.slots and not self._index.is_free(agent.id):
+                if not slots and not index.is_free(aid):
                     agent.idle_since = now
-                self._index.agent_joins(agent)
+                index.agent_joins(agent)
                 break
             call_id, g, score = found
             call = self.calls[call_id]
