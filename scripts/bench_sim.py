@@ -352,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quick", action="store_true", help="only the three-way speed comparison")
     ap.add_argument("--no-ciw", action="store_true", help="leave out the Ciw baseline")
-    ap.add_argument("--repeat", type=int, default=1, help="keep the best of N runs of each (taken in turns)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="keep the best of N runs of each (taken in turns)"
+    )
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     n, reps, k = args.calls, args.replications, args.repeat

@@ -340,7 +340,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             else "targets NOT met everywhere (budget or rounds reached)\n"
         )
     o.write(
-        f"wrote {out / 'schedule.csv'}, {out / 'roster.csv'} and {out / 'scheduled_scenario.yaml'}\n"
+        f"wrote {out / 'schedule.csv'}, {out / 'roster.csv'} and "
+        f"{out / 'scheduled_scenario.yaml'}\n"
     )
     return 0 if doc["targets_hold"] in (True, None) else 1
 

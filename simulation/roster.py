@@ -16,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from simulation.errors import ScenarioError
 from simulation.scenario import AgentGroup, Scenario
@@ -117,7 +118,9 @@ def _table_steps(sc: Scenario, g: AgentGroup, field: str, origin: Origin) -> Ste
     return [(t, e, lv) for (t, lv), e in zip(points, ends, strict=True) if e > t]
 
 
-def _break_spans(text: str, login: float, logout: float, clock0: float) -> list[tuple[float, float]]:
+def _break_spans(
+    text: str, login: float, logout: float, clock0: float
+) -> list[tuple[float, float]]:
     """``HH:MM-HH:MM ...`` clock times as spans, each the first such time at or after the
     login (``clock0``: the login's seconds since its midnight); ValueError if malformed."""
     out = []
@@ -149,6 +152,7 @@ def _roster_rows(
 ) -> list[tuple[float, str, list[tuple[float, float]]]]:
     """(login, agent, logged-in spans) per roster row: the row's login to its logout,
     less its breaks."""
+    rows: list[tuple[int, dict[str, Any]]]
     if isinstance(g.roster, list):
         rows = [
             (k, {"agent_id": e.agent, "login": e.login, "logout": e.logout, "breaks": e.breaks})
@@ -172,7 +176,7 @@ def _roster_rows(
         if logout <= login:
             raise ScenarioError(at, "logout", "must be after login")
         spans = [(login, logout)]
-        breaks = (row.get("breaks") or "").strip()
+        breaks = str(row.get("breaks") or "").strip()
         if breaks:
             try:
                 cut = _break_spans(breaks, login, logout, _clock_of(row["login"], login, origin))

@@ -160,6 +160,10 @@ ROSTER_COLUMNS = (
 )
 
 
+# an inline roster entry of the twin scenario from a roster.csv row
+_ENTRY_OF_ROW = {"agent": "agent_id", "login": "login", "logout": "logout", "breaks": "breaks"}
+
+
 def _group_skills(base: Scenario, groups: tuple[str, ...]) -> dict[str, dict[str, int]]:
     by_name = {base.group_name(g): base.agents[g] for g in range(len(base.agents))}
     return {
@@ -229,7 +233,7 @@ def twin_scenario(
     groups = []
     for name in req.groups:
         entries = [
-            {"agent": r["agent_id"], "login": r["login"], "logout": r["logout"], "breaks": r["breaks"]}
+            {k: r[c] for k, c in _ENTRY_OF_ROW.items()}
             for r in rows
             if r["group"] == name
         ]

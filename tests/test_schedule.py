@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from simulation.cli import add_commands
-from simulation.scenario import parse_scenario
-from simulation.schedule import Requirements, ShiftSpec, solve_schedule
 from simulation.roster import build_roster
 from simulation.runner import simulate_replication
-from simulation.scenario import load_scenario
+from simulation.scenario import load_scenario, parse_scenario
+from simulation.schedule import Requirements, ShiftSpec, solve_schedule
 from simulation.schedule_check import mend_schedule, roster_rows, twin_scenario
 
 SPEC = {
