@@ -2,10 +2,15 @@
 
 Simulated time is a ``simpy.Environment``. The hot path (queue entries, ends of talk,
 abandonment deadlines, logins and logouts, the router's timers) runs as plain SimPy
-events with one callback each, scheduled with ``Environment.schedule``: no generator
-process per call, so the router's decisions stay the dominant cost. Event kinds keep
-a fixed order at equal times through SimPy's event priority (ends of talk first, then
-logouts, logins, abandonments, callback offers, router timers, queue entries).
+events with one callback each: no generator process per call, so the router's
+decisions stay the dominant cost. The hottest (queue entries, ends of talk,
+abandonments, router timers) go straight onto SimPy's event queue as
+``Environment.schedule`` would put them, ``(time, priority, event id, event)``, but at
+their absolute times; SimPy's own ``step`` runs them all. Event kinds keep a fixed order
+at equal times through SimPy's event priority (ends of talk first, then logouts,
+logins, abandonments, callback offers, router timers, queue entries). Nothing kept to
+the end of a run is a tuple per call (busy spans are flat number lists), so the cyclic
+garbage collector is not woken by the run's growth.
 
 The same environment is the extension surface: :class:`Twin` lets SimPy processes
 (from a scenario's ``events:`` list, or passed from Python) close and reopen queues,
