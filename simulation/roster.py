@@ -6,12 +6,13 @@ per agent. Agent ``k`` of a step function is logged in wherever the level exceed
 ``k``; a fractional level ``n + f`` logs agent ``n`` in for the first share ``f``
 of the step, so agent-hours are exactly the table's. A roster row's ``breaks``
 (``HH:MM-HH:MM`` clock times) cut its span; a group's ``shrinkage`` scales head counts,
-or leaves out an even share of the roster's rows.
+or leaves out that share of the roster's rows (shift by shift, see ``_shrink``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -206,16 +207,21 @@ def _clock_of(text: object, seconds: float, origin: Origin) -> float:
 
 
 def _shrink(rows: list, share: float) -> list:
-    """Leave out one row in ``1 / share``, by login time, spread evenly (rounded)."""
+    """Leave out ``share`` of the roster's rows, shift by shift, so that adding a shift
+    changes no other's fate: of the ``n`` rows with the same spans (login, breaks,
+    logout), ``floor(n * share + u)`` are left out, ``u`` in [0, 1) from a hash of those
+    spans (randomised rounding: the expected share is exact, identical shifts lose their
+    share to within one, a lone shift is left out with probability ``share``)."""
     if share <= 0:
         return rows
-    kept, acc = [], 0.5
-    for row in sorted(rows, key=lambda r: (r[0], r[1])):
-        acc += share
-        if acc >= 1.0:
-            acc -= 1.0
-            continue
-        kept.append(row)
+    same: dict[tuple, list] = {}
+    for row in rows:
+        same.setdefault(tuple(row[2]), []).append(row)
+    kept = []
+    for spans, alike in same.items():
+        digest = hashlib.blake2b(repr(spans).encode(), digest_size=8).digest()
+        u = int.from_bytes(digest, "big") / 2.0**64
+        kept.extend(alike[: len(alike) - math.floor(len(alike) * share + u)])
     return kept
 
 

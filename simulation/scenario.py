@@ -221,8 +221,8 @@ class AgentGroup(_Model):
     kept exactly: 12.4 agents are 12 agents and one more logged in for the first 40%
     of the interval. ``shift`` clips all of them. ``shrinkage`` is the share of the
     staffing that takes no calls (absence, training, meetings): head counts are scaled by
-    ``1 - shrinkage``; of a roster's rows (by login time) one in ``1 / shrinkage`` is left
-    out, spread evenly (a quarter of them at 0.25).
+    ``1 - shrinkage``; of a roster's identical shifts that share is left out (to within
+    one; a lone shift with that probability, decided by a hash of its times).
     """
 
     name: str | None = None

@@ -158,7 +158,9 @@ def test_the_twin_logs_agents_in_exactly_as_the_schedule_says_breaks_honoured(sh
         assert end >= sched_end  # finishing the call in hand at a break or logout
     logins = {(r["agent_id"], expected[r["shift_id"]][0][0]) for r in rows}
     kept = sum((name, t) in logins for name, starts in seen.items() for t in starts)
-    assert kept == len(rows) - round(len(rows) * shrinkage)  # an even share takes no calls
+    n = len(rows)  # the shrinkage share takes no calls (whole shifts, see roster._shrink)
+    assert abs(kept - n * (1 - shrinkage)) <= 3 * (n * shrinkage * (1 - shrinkage)) ** 0.5
+    assert kept < n if shrinkage else kept == n
     for name, starts in seen.items():  # logged in exactly when the schedule says
         assert set(starts) <= {x for x, _ in by_agent[name]}
     busy = 0
