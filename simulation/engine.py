@@ -530,4 +530,11 @@ def simulate_plan(
         overtime_end=ot[:, 1],
         overtime_agent=ot[:, 2].astype(np.int64),
     )
-    return records, spans, counters[0]
+    events = counters[0]
+    # The handlers refer to each other and to their callback lists: break those cycles, so
+    # that the run's state (router included) is freed now, not by the cyclic collector.
+    for lst in (talk_cbs, entry_cbs, abandon_cbs, talk_end, spare):
+        lst.clear()
+    del after, after_deadline, assign, close_login, enter, on_entry, on_extra_entry
+    del on_end_talk, on_abandon, on_callback, sign_in, sign_out, on_login, on_logout, on_tick
+    return records, spans, events
