@@ -271,11 +271,12 @@ def simulate_plan(
             ev.x = k
             ev.callbacks = entry_cbs
             push(queue, (entry_time[k], _ENTRY, next(eid), ev))
-        if closed[leg_intent[c]]:  # enter(c, now), inlined
+        it = leg_intent[c]
+        if closed[it]:  # enter(c, now), inlined
             blocked[c] = True
         else:
             waiting[c] = True
-            pairs = enqueue(c, leg_intent[c], now)
+            pairs = enqueue(c, it, now)
             if pairs:
                 assign(pairs, now)
             if waiting[c]:
@@ -308,13 +309,14 @@ def simulate_plan(
         c = on_call[a]
         on_call[a] = -1
         pairs, w = complete(c, a, now)
-        handled[c] += now - talk_start[a] + w
-        add_start(talk_start[a])
-        add_end(now + w)
+        start, end = talk_start[a], now + w
+        handled[c] += now - start + w
+        add_start(start)
+        add_end(end)
         add_agent(a)
-        busy_until[a] = now + w
+        busy_until[a] = end
         if leaving[a]:
-            close_login(a, now + w if now + w > shift_end[a] or away[a] else shift_end[a])
+            close_login(a, end if end > shift_end[a] or away[a] else shift_end[a])
         if leg_intent[c] != true_intent[c]:
             transferred[c] += 1
             leg_intent[c] = true_intent[c]
