@@ -732,9 +732,11 @@ class Router(RouterState):
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
         """The agent may take more calls: give it the waiting calls it serves best."""
         out: list[Decision] = []
-        self._refresh_state(agent, now)
+        slots = agent.slots
+        if slots or agent.state is not agent.presence:
+            self._refresh_state(agent, now)
         record = self.record_decisions
-        log, index, slots = self._log, self._index, agent.slots
+        log, index = self._log, self._index
         aid = agent.id
         while agent.presence is _AVAILABLE and len(slots) < agent.capacity:
             found = index.best_call(agent, self._excluded_by)
