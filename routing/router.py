@@ -216,7 +216,7 @@ class Router(RouterState):
                 f"call {cid}: already in the router ({calls[cid].state.value}); "
                 "use a new call id for a new leg"
             )
-        spec = self.policy.queues.get(queue) or self.policy.queue(queue)
+        spec, counters, _, _, timed = self._queue_info.get(queue) or self._info_of(queue)
         if self.record_decisions:
             self._log.reopen(cid)  # a call id used again (a new leg): its history continues
         language = call.language
@@ -234,8 +234,8 @@ class Router(RouterState):
         if call.excluded:
             call.excluded = set()
         calls[cid] = call
-        self._counters[queue].offered += 1
-        if queue in self._timed:
+        counters.offered += 1
+        if timed:
             self._schedule_queue_timers(call)
         if not default:
             return None
@@ -293,13 +293,13 @@ class Router(RouterState):
         call.answered_at = now
         agent.slots[call.id] = _SLOT_BUSY
         queue = call.queue
-        c = self._counters[queue]
+        _, c, waiting, threshold, _ = self._queue_info.get(queue) or self._info_of(queue)
         wait = now - call.enqueued_at
         c.answered += 1
         c.wait_sum += wait
-        if wait <= self._threshold[queue]:
+        if wait <= threshold:
             c.answered_in_sl += 1
-        self._waiting[queue].discard(call.id)
+        waiting.discard(call.id)
 
     def reject(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
         """The agent declined: the call goes to the next best agent (never this one again)."""

@@ -192,6 +192,7 @@ def simulate_plan(
     away = [False] * n_agents  # called away by a process (meeting)
 
     enqueue, complete, next_deadline = router.enqueue, router.complete, router.next_deadline
+    timed = getattr(router, "timed", True)  # False: the router never sets a timer
     add_start, add_end, add_agent = busy_start.append, busy_end.append, busy_agent.append
     # hot-path state shared by the handlers lives in small lists (no nonlocal)
     tick_at = [inf]
@@ -201,9 +202,10 @@ def simulate_plan(
         """After each event: count it, and wake the router at its next deadline."""
         counters[0] += 1
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def after_deadline(now: float, d: float) -> None:
         t = now if d < now else d
@@ -294,9 +296,10 @@ def simulate_plan(
                     schedule(_Due(env, on_callback, c), _CALLBACK, cb_after)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_extra_entry(ev: _Due) -> None:
         now = env.now
@@ -326,9 +329,10 @@ def simulate_plan(
             assign(pairs, now)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_abandon(ev: _Due) -> None:
         now = env._now
@@ -342,9 +346,10 @@ def simulate_plan(
                 assign(pairs, now)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_callback(ev: _Due) -> None:
         if waiting[ev.x]:
@@ -537,6 +542,9 @@ def simulate_plan(
     # that the run's state (router included) is freed now, not by the cyclic collector.
     for lst in (talk_cbs, entry_cbs, abandon_cbs, talk_end, spare):
         lst.clear()
-    del after, after_deadline, assign, close_login, enter, on_entry, on_extra_entry
-    del on_end_talk, on_abandon, on_callback, sign_in, sign_out, on_login, on_logout, on_tick
+    handlers: list[Any] = [after, after_deadline, assign, close_login, enter, on_entry]
+    handlers += [on_extra_entry, on_end_talk, on_abandon, on_callback, sign_in, sign_out]
+    for handler in (*handlers, on_login, on_logout, on_tick):
+        for cell in handler.__closure__ or ():
+            cell.cell_contents = None
     return records, spans, events

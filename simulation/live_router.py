@@ -122,6 +122,17 @@ class LiveRouter:
         self.call_index: dict[str, int] = {}
         self.registered = [False] * len(roster)
         self.next_deadline = self.router.next_due  # RouterPort.next_deadline, without a hop
+        # whether the router can ever set a timer: wrap-up, relaxation, overflow, or
+        # offers waiting for accept (explain); when not, the loop never asks for deadlines
+        self.timed = (
+            explain
+            or any(w > 0 for w in self.wrap)
+            or any(
+                spec.relax
+                or (spec.max_wait_seconds is not None and spec.overflow_queue is not None)
+                for spec in self.router.policy.queues.values()
+            )
+        )
         self._enqueue = self.router.enqueue_brief
         self._complete = self.router.complete
 
