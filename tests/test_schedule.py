@@ -241,3 +241,18 @@ def test_schedule_cli_writes_schedule_coverage_and_a_scenario_the_twin_runs(tmp_
     assert twin.agents[0].roster == "roster.csv"
     kept = build_roster(twin)
     assert len(kept) <= len({r["agent_id"] for r in roster}) and kept
+    capsys.readouterr()
+    sim = parser.parse_args(  # a roster-only scenario runs as is (no head count anywhere)
+        [
+            "simulate",
+            str(out / "scheduled_scenario.yaml"),
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--quiet",
+            "--json",
+        ]
+    )
+    assert sim.func(sim) == 0
+    assert json.loads(capsys.readouterr().out)["answered"]["mean"] > 0
