@@ -48,6 +48,9 @@ auto_accept=False)``)::
     agents_available(agent_ids, now) -> list[Decision]  # shift start: one optimal batch
     set_agent_state(agent_id, "available"|"break"|"offline", now) -> list[Decision]
     enqueue(call, now) -> Decision                    # OFFERED (reserved agent) or QUEUED
+    enqueue_brief(call, now) -> str | None            # the same change; only the agent offered
+                                                      # (no Decision built unless recorded):
+                                                      # the simulator's path, with Call.for_queue
     enqueue_many(calls, now) -> list[Decision]        # burst: one optimal batch
     accept(call_id, agent_id, now) -> None            # reservation -> connected
     reject(call_id, agent_id, now) -> list[Decision]  # call to next best agent, never this one

@@ -135,13 +135,14 @@ class RoutingIndex:
     # -- agents ------------------------------------------------------------------
     def agent_joins(self, agent: Agent) -> None:
         """The agent is (still) free for one more call: (re)enter its groups' heaps."""
-        if agent.id in self._agent_in:
-            self.agent_leaves(agent.id)
-        ver = self._agent_ver.get(agent.id, 0) + 1
-        self._agent_ver[agent.id] = ver
+        aid = agent.id
+        if aid in self._agent_in:
+            self.agent_leaves(aid)
+        ver = self._agent_ver.get(aid, 0) + 1
+        self._agent_ver[aid] = ver
         push = heapq.heappush
-        idle, aid = agent.idle_since, agent.id
-        groups = self.groups_of(agent)
+        idle = agent.idle_since
+        groups = self._cache.get(aid) or self.groups_of(agent)
         for g, score in groups:
             push(g.agents, (-score, idle, aid, ver))
             g.live_agents += 1

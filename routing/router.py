@@ -35,6 +35,16 @@ from routing.timers import OFFER, OVERFLOW, RELAX, WRAP, Timer
 _TOP_K = 3  # candidates kept in a batch decision record (single decisions: chosen + runner-up)
 _OFFERED, _QUEUED = DecisionKind.OFFERED, DecisionKind.QUEUED
 _AVAILABLE, _BUSY = AgentState.AVAILABLE, AgentState.BUSY
+# enum members as module constants on the hot paths (an Enum attribute lookup costs
+# about ten times a global one)
+_WAITING, _RESERVED_CALL, _CONNECTED, _COMPLETED, _ABANDONED = (
+    CallState.WAITING,
+    CallState.RESERVED,
+    CallState.CONNECTED,
+    CallState.COMPLETED,
+    CallState.ABANDONED,
+)
+_SLOT_RESERVED, _SLOT_BUSY, _SLOT_WRAP = SlotState.RESERVED, SlotState.BUSY, SlotState.WRAP_UP
 # a brief decision (record_decisions=False) is built as a plain tuple: seq, time, call,
 # queue, kind, trigger, agent, then the defaults of the other fields
 _new_tuple = tuple.__new__
@@ -188,39 +198,50 @@ class Router(RouterState):
         """
         return self._route(call, now, "enqueue", group=self._admit(call, now))
 
+    def enqueue_brief(self, call: Call, now: float) -> str | None:
+        """:meth:`enqueue` for a driver that needs only its outcome (the simulator): the id
+        of the agent the call is offered to, or None when it waits. The router changes
+        exactly as with ``enqueue``; with ``record_decisions`` off no decision is built."""
+        g = self._admit(call, now)
+        if self.record_decisions:
+            return self._route(call, now, "enqueue", group=g).agent_id
+        return self._route_brief(call, now, g or self._group_of(call))
+
     def _admit(self, call: Call, now: float) -> Group | None:
         """Register the call as waiting; returns its group when the call takes its queue's
         skills and language (the common case, cached per queue), else None."""
-        if call.id in self.calls:
+        cid, queue, calls = call.id, call.queue, self.calls
+        if cid in calls:
             raise InvalidTransitionError(
-                f"call {call.id}: already in the router ({self.calls[call.id].state.value}); "
+                f"call {cid}: already in the router ({calls[cid].state.value}); "
                 "use a new call id for a new leg"
             )
-        spec = self.policy.queues.get(call.queue) or self.policy.queue(call.queue)
+        spec, counters, _, _, timed = self._queue_info.get(queue) or self._info_of(queue)
         if self.record_decisions:
-            self._log.reopen(call.id)  # a call id used again (a new leg): its history continues
-        default = not call.skills and (call.language is None or call.language == spec.language)
+            self._log.reopen(cid)  # a call id used again (a new leg): its history continues
+        language = call.language
+        default = not call.skills and (language is None or language == spec.language)
         if not call.skills:
             call.skills = dict(spec.skills)
-        if call.language is None:
+        if language is None:
             call.language = spec.language
-        self._call_seq += 1
-        call.seq = self._call_seq
-        call.state = CallState.WAITING
+        self._call_seq = seq = self._call_seq + 1
+        call.seq = seq
+        call.state = _WAITING
         call.enqueued_at = call.queue_entered_at = now
         call.step = 0
         call.agent_id = None
         if call.excluded:
             call.excluded = set()
-        self.calls[call.id] = call
-        self._counters[call.queue].offered += 1
-        if call.queue in self._timed:
+        calls[cid] = call
+        counters.offered += 1
+        if timed:
             self._schedule_queue_timers(call)
         if not default:
             return None
-        g = self._queue_groups.get(call.queue)  # the queue's own requirement, at step 0
+        g = self._queue_groups.get(queue)  # the queue's own requirement, at step 0
         if g is None:
-            g = self._queue_groups[call.queue] = self._group_of(call)
+            g = self._queue_groups[queue] = self._group_of(call)
         return g
 
     def enqueue_many(self, calls: Iterable[Call], now: float) -> list[Decision]:
@@ -268,17 +289,17 @@ class Router(RouterState):
     def _connect(self, call: Call, agent: Agent, now: float) -> None:
         """The offer of ``call`` to ``agent`` is accepted now (the agent's state is
         refreshed by the caller)."""
-        call.state = CallState.CONNECTED
+        call.state = _CONNECTED
         call.answered_at = now
-        agent.slots[call.id] = SlotState.BUSY
+        agent.slots[call.id] = _SLOT_BUSY
         queue = call.queue
-        c = self._counters[queue]
+        _, c, waiting, threshold, _ = self._queue_info.get(queue) or self._info_of(queue)
         wait = now - call.enqueued_at
         c.answered += 1
         c.wait_sum += wait
-        if wait <= self._threshold[queue]:
+        if wait <= threshold:
             c.answered_in_sl += 1
-        self._waiting[queue].discard(call.id)
+        waiting.discard(call.id)
 
     def reject(self, call_id: str, agent_id: str, now: float) -> list[Decision]:
         """The agent declined: the call goes to the next best agent (never this one again)."""
@@ -302,7 +323,7 @@ class Router(RouterState):
     def complete(self, call_id: str, now: float) -> list[Decision]:
         """The conversation ended: the agent wraps up (then takes the next call)."""
         call = self.calls.get(call_id) or self._call(call_id)
-        if call.state is not CallState.CONNECTED:
+        if call.state is not _CONNECTED:
             raise InvalidTransitionError(
                 f"call {call_id}: is {call.state.value}, only a connected call can complete"
                 + (
@@ -312,14 +333,12 @@ class Router(RouterState):
                 )
             )
         agent = self.agents[call.agent_id]  # type: ignore[index]
-        wrap = (
-            agent.wrap_up_seconds
-            if agent.wrap_up_seconds is not None
-            else self.policy.wrap_up_seconds
-        )
+        wrap = agent.wrap_up_seconds
+        if wrap is None:
+            wrap = self.policy.wrap_up_seconds
         talk = now - (call.answered_at or now)
         self._counters[call.queue].handle_times.append(talk + wrap)
-        call.state = CallState.COMPLETED
+        call.state = _COMPLETED
         call.ended_at = now
         if self.record_decisions:
             self._record(call, now, DecisionKind.COMPLETED, "complete", agent_id=agent.id)
@@ -327,7 +346,7 @@ class Router(RouterState):
             self._log.seq += 1
         self._finish(call)
         if wrap > 0:
-            agent.slots[call_id] = SlotState.WRAP_UP
+            agent.slots[call_id] = _SLOT_WRAP
             agent.wrap_until[call_id] = now + wrap
             self._push_timer(now + wrap, WRAP, agent.id, call_id, now + wrap)
             self._refresh_state(agent, now)
@@ -338,13 +357,13 @@ class Router(RouterState):
     def abandon(self, call_id: str, now: float) -> list[Decision]:
         """The caller hung up before being connected."""
         call = self.calls.get(call_id) or self._call(call_id)
-        if call.state is CallState.CONNECTED:
+        if call.state is _CONNECTED:
             raise InvalidTransitionError(f"call {call_id}: is connected; use complete")
         self._counters[call.queue].abandoned += 1
         out: list[Decision] = []
-        agent = self.agents.get(call.agent_id) if call.state is CallState.RESERVED else None  # type: ignore[arg-type]
+        agent = self.agents.get(call.agent_id) if call.state is _RESERVED_CALL else None  # type: ignore[arg-type]
         self._index.call_leaves(call_id)
-        call.state = CallState.ABANDONED
+        call.state = _ABANDONED
         call.ended_at = now
         self._note(call, now, DecisionKind.ABANDONED, "abandon", call.agent_id)
         self._finish(call)
@@ -611,23 +630,16 @@ class Router(RouterState):
         the call's group, when the caller knows it."""
         g = group or self._group_of(call)
         if not self.record_decisions:  # the same choice, without the runner-up and the record
-            best = self._index.best_agent(g, call.excluded) if g.live_agents else None
-            if best is not None:
-                self._reserve(call, self.agents[best], now, parked=False)
-                self._log.seq += 1
-                d = _new_tuple(
-                    Decision,
-                    (self._log.seq, now, call.id, call.queue, _OFFERED, trigger, best, *_DEFAULTS),
+            best = self._route_brief(call, now, g)
+            seq = self._log.seq
+            if best is None:
+                return _new_tuple(
+                    Decision, (seq, now, call.id, call.queue, _QUEUED, trigger, None, *_DEFAULTS)
                 )
-                if self.auto_accept:
-                    self._log.seq += 1  # the acceptance
-                return d
-            self._waiting[call.queue].add(call.id)
-            self._index.call_waits(call.id, g, self._key(call))
-            self._log.seq += 1
+            if self.auto_accept:
+                seq -= 1  # the offer's number; the acceptance took the next one
             return _new_tuple(
-                Decision,
-                (self._log.seq, now, call.id, call.queue, _QUEUED, trigger, None, *_DEFAULTS),
+                Decision, (seq, now, call.id, call.queue, _OFFERED, trigger, best, *_DEFAULTS)
             )
         req = g.req
         cands = self._index.best_two(g, call.excluded) if g.live_agents else []
@@ -667,27 +679,44 @@ class Router(RouterState):
             note=(note + "; " if note else "") + "no eligible agent free",
         )
 
+    def _route_brief(self, call: Call, now: float, g: Group) -> str | None:
+        """:meth:`_route` without decision records (``record_decisions`` off): the id of
+        the agent the call is offered to, or None when it waits (decision numbers are
+        taken as if the records were made)."""
+        best = self._index.best_agent(g, call.excluded) if g.live_agents else None
+        if best is not None:
+            self._reserve(call, self.agents[best], now, parked=False)
+            self._log.seq += 2 if self.auto_accept else 1  # the offer (and its acceptance)
+            return best
+        self._waiting[call.queue].add(call.id)
+        self._index.call_waits(call.id, g, self._key(call))
+        self._log.seq += 1
+        return None
+
     def _reserve(self, call: Call, agent: Agent, now: float, parked: bool = True) -> None:
         """Offer the call to the agent (with ``auto_accept``: and connect it).
         ``parked=False``: the call is in no index group (``_route`` callers)."""
+        index = self._index
         if parked:
-            self._index.call_leaves(call.id)
-        call.agent_id = agent.id
+            index.call_leaves(call.id)
+        call.agent_id = aid = agent.id
         call.offered_at = now
-        if self.auto_accept:
+        auto = self.auto_accept
+        if auto:
             self._connect(call, agent, now)
         else:
             self._waiting[call.queue].add(call.id)
-            call.state = CallState.RESERVED
-            agent.slots[call.id] = SlotState.RESERVED
+            call.state = _RESERVED_CALL
+            agent.slots[call.id] = _SLOT_RESERVED
         agent.idle_since = now
-        if agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
-            self._index.agent_joins(agent)
+        load = len(agent.slots)
+        if agent.presence is _AVAILABLE and load < agent.capacity:
+            index.agent_joins(agent)
         else:
-            self._index.agent_leaves(agent.id)
-        if self.auto_accept:
+            index.agent_leaves(aid)
+        if auto:
             # as after reserved -> busy: busy since this call (unless an offer is pending)
-            if len(agent.slots) == 1:
+            if load == 1:
                 agent.state = _BUSY
                 agent.state_since = now
             else:
@@ -697,22 +726,24 @@ class Router(RouterState):
         else:
             self._refresh_state(agent, now)
             self._push_timer(
-                now + self.policy.reservation.timeout_seconds, OFFER, call.id, agent.id, now
+                now + self.policy.reservation.timeout_seconds, OFFER, call.id, aid, now
             )
 
     def _agent_free(self, agent: Agent, now: float, trigger: str) -> list[Decision]:
         """The agent may take more calls: give it the waiting calls it serves best."""
         out: list[Decision] = []
-        self._refresh_state(agent, now)
+        slots = agent.slots
+        if slots or agent.state is not agent.presence:
+            self._refresh_state(agent, now)
         record = self.record_decisions
-        log = self._log
+        log, index = self._log, self._index
         aid = agent.id
-        while agent.presence is _AVAILABLE and len(agent.slots) < agent.capacity:
-            found = self._index.best_call(agent, self._excluded_by)
+        while agent.presence is _AVAILABLE and len(slots) < agent.capacity:
+            found = index.best_call(agent, self._excluded_by)
             if found is None:
-                if not agent.slots and not self._index.is_free(agent.id):
+                if not slots and not index.is_free(aid):
                     agent.idle_since = now
-                self._index.agent_joins(agent)
+                index.agent_joins(agent)
                 break
             call_id, g, score = found
             call = self.calls[call_id]

@@ -49,6 +49,7 @@ def restore(r: RouterState, data: Mapping[str, Any]) -> None:
     for q, c in data["counters"].items():
         if q in r._counters:  # statistics of a queue dropped from the policy are dropped too
             r._counters[q] = QueueCounters.from_dict(c)
+    r._queue_info.clear()  # it holds the counters just replaced
     r._log.load(
         {
             "seq": data["seq"],

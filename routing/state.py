@@ -13,9 +13,11 @@ from routing.decisions import DecisionLog
 from routing.errors import UnknownAgentError, UnknownCallError
 from routing.index import Group, RoutingIndex
 from routing.models import Agent, Call, Requirement
-from routing.policy import RoutingPolicy, did_you_mean
+from routing.policy import QueueSpec, RoutingPolicy, did_you_mean
 from routing.scoring import call_order_key
 from routing.timers import TimerQueue
+
+QueueInfo = tuple[QueueSpec, QueueCounters, set[str], float, bool]
 
 
 class RouterState:
@@ -63,6 +65,23 @@ class RouterState:
             for q, spec in self.policy.queues.items()
             if spec.relax or (spec.max_wait_seconds is not None and spec.overflow_queue is not None)
         }
+        # per queue: the above in one tuple (built on first use; a snapshot's restore,
+        # which replaces counters, clears it)
+        self._queue_info: dict[str, QueueInfo] = {}
+
+    def _info_of(self, queue: str) -> QueueInfo:
+        """What the hot paths read of a queue, in one lookup (``_queue_info``, cached):
+        spec, counters, waiting call ids, service-level threshold, whether it sets timers.
+        An unknown queue raises the policy's error."""
+        spec = self.policy.queue(queue)
+        info = self._queue_info[queue] = (
+            spec,
+            self._counters[queue],
+            self._waiting[queue],
+            self._threshold[queue],
+            queue in self._timed,
+        )
+        return info
 
     def requirement(self, call_id: str) -> Requirement:
         """The call's requirement now (after the relaxation steps in force)."""

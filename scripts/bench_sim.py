@@ -17,13 +17,20 @@ ours on one core against SimPy and Ciw on one core, by wall time and by CPU time
 the process (CPU time is the robust one on a shared machine). ``headline`` compares
 ours on all cores against the one-core baselines (neither SimPy nor Ciw runs
 replications in parallel). Each runs once untimed first (imports, first-use caches);
-``--repeat N`` keeps the fastest of N timed runs of each.
+``--repeat N`` keeps the fastest of N timed runs of each, taken in turns (ours, SimPy,
+Ciw, ours, ...) so that a change of load on a shared machine hits all of them alike.
+
+Ciw installs a top-level ``tests`` package that would shadow this repository's, so
+install it out of the way, ``.venv/bin/pip install --target .ciw ciw``: the script
+looks for it in ``.ciw/`` (after everything else on the path), or wherever
+``PYTHONPATH`` says. ``--no-ciw`` leaves it out.
 
 Then (unless ``--quick``) the 12-hour, 500-agent, 20-skill day of
 ``scenarios/center_500x20.yaml`` and the Wallace-Whitt (2005) cross-training
 comparison. ``--json`` prints one JSON object.
 
-Usage: ``PYTHONPATH=. python scripts/bench_sim.py [--calls N] [--json] [--quick]``
+Usage: ``python scripts/bench_sim.py [--calls N] [--replications R] [--repeat K] [--json]
+[--quick] [--no-ciw]``
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+CIW_DIR = ROOT / ".ciw"  # pip install --target .ciw ciw (kept apart: it ships a ``tests`` package)
+if CIW_DIR.is_dir():
+    sys.path.append(str(CIW_DIR))
 
 from simulation.erlang import erlang_a_metrics  # noqa: E402
 from simulation.runner import run_scenario  # noqa: E402
@@ -78,11 +88,14 @@ def _cpu_with_children() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def best_of(repeat: int, run):  # type: ignore[no-untyped-def]
-    """The fastest (wall time) of ``repeat`` runs, as ``timeit`` does: other work on a
-    shared machine only ever slows a run down."""
-    runs = [run() for _ in range(max(1, repeat))]
-    return min(runs, key=lambda r: r["seconds"])
+def best_of(repeat: int, runs: dict) -> dict:  # type: ignore[type-arg]
+    """The fastest (wall time) of ``repeat`` runs of each of ``runs``, as ``timeit`` does
+    (other work on a shared machine only ever slows a run down), taken in turns."""
+    seen: dict = {name: [] for name in runs}
+    for _ in range(max(1, repeat)):
+        for name, run in runs.items():
+            seen[name].append(run())
+    return {name: min(rs, key=lambda r: r["seconds"]) for name, rs in seen.items()}
 
 
 def bench_ours(calls: int, replications: int, workers: int) -> dict:
@@ -329,27 +342,49 @@ def wallace_whitt(workers: int, replications: int = 6, hours: float = 6.0) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Ciw (the third baseline): .venv/bin/pip install --target .ciw ciw; this "
+        "script finds it in .ciw/ (or on PYTHONPATH). --no-ciw leaves it out.",
+    )
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--replications", type=int, default=10)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quick", action="store_true", help="only the three-way speed comparison")
-    ap.add_argument("--no-ciw", action="store_true")
-    ap.add_argument("--repeat", type=int, default=1, help="keep the best of N runs of each")
+    ap.add_argument("--no-ciw", action="store_true", help="leave out the Ciw baseline")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="keep the best of N runs of each (taken in turns)"
+    )
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     n, reps, k = args.calls, args.replications, args.repeat
 
+    if not args.no_ciw:
+        try:
+            import ciw  # noqa: F401
+        except ImportError:
+            print(
+                "bench_sim: Ciw is not installed: .venv/bin/pip install --target .ciw ciw "
+                "(or run with --no-ciw)",
+                file=sys.stderr,
+            )
+            return 2
     report: dict = {"calls": n, "replications": reps, "cores": cores, "repeat": k}
     # untimed warm-up of each (imports, first-use caches), so that no one pays them
     bench_ours(2_000, 2, workers=1)
     bench_simpy(2_000, 2)
     if not args.no_ciw:
         bench_ciw(2_000, 2)
-    ours1 = best_of(k, lambda: bench_ours(n, reps, workers=1))
-    ours = best_of(k, lambda: bench_ours(n, reps, workers=cores))
-    simpy = best_of(k, lambda: bench_simpy(n, reps))
-    ciw_r = None if args.no_ciw else best_of(k, lambda: bench_ciw(n, reps))
+    runs = {
+        "ours1": lambda: bench_ours(n, reps, workers=1),
+        "ours": lambda: bench_ours(n, reps, workers=cores),
+        "simpy": lambda: bench_simpy(n, reps),
+    }
+    if not args.no_ciw:
+        runs["ciw"] = lambda: bench_ciw(n, reps)
+    best = best_of(k, runs)
+    ours1, ours, simpy = best["ours1"], best["ours"], best["simpy"]
+    ciw_r = best.get("ciw")
     report["ours_one_core"] = ours1
     report["ours_all_cores"] = ours
     report["simpy"] = simpy

@@ -216,9 +216,7 @@ def _refuse_empty(sc, need_agents: bool) -> None:  # type: ignore[no-untyped-def
         raise ScenarioError(
             sc.source, "arrivals", "no call ever arrives (every rate is 0): nothing to simulate"
         )
-    if need_agents and not any(
-        g.count > 0 or any(g.counts_per_interval or ()) for g in sc.agents
-    ):
+    if need_agents and not any(g.may_staff for g in sc.agents):  # counts, tables, rosters
         raise ScenarioError(
             sc.source,
             "agents",

@@ -2,10 +2,15 @@
 
 Simulated time is a ``simpy.Environment``. The hot path (queue entries, ends of talk,
 abandonment deadlines, logins and logouts, the router's timers) runs as plain SimPy
-events with one callback each, scheduled with ``Environment.schedule``: no generator
-process per call, so the router's decisions stay the dominant cost. Event kinds keep
-a fixed order at equal times through SimPy's event priority (ends of talk first, then
-logouts, logins, abandonments, callback offers, router timers, queue entries).
+events with one callback each: no generator process per call, so the router's
+decisions stay the dominant cost. The hottest (queue entries, ends of talk,
+abandonments, router timers) go straight onto SimPy's event queue as
+``Environment.schedule`` would put them, ``(time, priority, event id, event)``, but at
+their absolute times; SimPy's own ``step`` runs them all. Event kinds keep a fixed order
+at equal times through SimPy's event priority (ends of talk first, then logouts,
+logins, abandonments, callback offers, router timers, queue entries). Nothing kept to
+the end of a run is a tuple per call (busy spans are flat number lists), so the cyclic
+garbage collector is not woken by the run's growth.
 
 The same environment is the extension surface: :class:`Twin` lets SimPy processes
 (from a scenario's ``events:`` list, or passed from Python) close and reopen queues,
@@ -16,6 +21,7 @@ nobody able to serve it is logged in any more).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -120,6 +126,9 @@ def simulate_plan(
     """
     env = simpy.Environment()
     schedule = env.schedule
+    # the hottest events go straight onto SimPy's event queue, as ``env.schedule`` would
+    # put them: (time, priority, event id, event), at an absolute time
+    queue, eid, push = env._queue, env._eid, heapq.heappush
     inf = math.inf
     nan = math.nan
     n = plan.size
@@ -128,6 +137,7 @@ def simulate_plan(
     queued_at = (plan.arrival + plan.ivr).tolist()
     entry_order = np.argsort(plan.arrival + plan.ivr, kind="stable")
     entry_order = entry_order[~plan.contained[entry_order]].tolist()
+    entry_time = [queued_at[c] for c in entry_order]
     true_intent = plan.intent.tolist()
     routed_intent = plan.routed_intent.tolist()
     handle = plan.handle.tolist()
@@ -161,7 +171,10 @@ def simulate_plan(
     closed = [False] * len(intents)  # per intent: its queue is closed (outage)
 
     n_agents = len(roster)
-    busy: list[tuple[float, float, int]] = []  # (start, end, agent) of talk + wrap-up
+    # talk + wrap-up spans, as flat lists of numbers (no tuple per call for the collector)
+    busy_start: list[float] = []
+    busy_end: list[float] = []
+    busy_agent: list[int] = []
     login_start: list[float] = []
     login_end: list[float] = []
     login_agent: list[int] = []
@@ -179,7 +192,8 @@ def simulate_plan(
     away = [False] * n_agents  # called away by a process (meeting)
 
     enqueue, complete, next_deadline = router.enqueue, router.complete, router.next_deadline
-    add_busy = busy.append
+    timed = getattr(router, "timed", True)  # False: the router never sets a timer
+    add_start, add_end, add_agent = busy_start.append, busy_end.append, busy_agent.append
     # hot-path state shared by the handlers lives in small lists (no nonlocal)
     tick_at = [inf]
     counters = [0, 0.0]  # events handled, time of the last one
@@ -188,14 +202,15 @@ def simulate_plan(
         """After each event: count it, and wake the router at its next deadline."""
         counters[0] += 1
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def after_deadline(now: float, d: float) -> None:
         t = now if d < now else d
         tick_at[0] = t
-        schedule(_Due(env, on_tick, t), _TICK, t - now)
+        push(queue, (t, _TICK, next(eid), _Due(env, on_tick, t)))
 
     def assign(pairs: list[Assignment], now: float) -> None:
         for c, a in pairs:
@@ -214,7 +229,7 @@ def simulate_plan(
             talk_start[a] = now
             ev = talk_end[a]
             ev.callbacks = talk_cbs
-            schedule(ev, _END_TALK, talk)
+            push(queue, (now + talk, _END_TALK, next(eid), ev))
 
     def close_login(a: int, end: float) -> None:
         if end > shift_end[a]:
@@ -243,26 +258,27 @@ def simulate_plan(
                     ev.callbacks = abandon_cbs
                 else:
                     ev = _Due(env, on_abandon, c)
-                schedule(ev, _ABANDON, p)
+                push(queue, (now + p, _ABANDON, next(eid), ev))
             if accepts_cb[c] and cb_after < p:
                 schedule(_Due(env, on_callback, c), _CALLBACK, cb_after)
 
     n_entry = len(entry_order)
 
     def on_entry(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         k = ev.x
         c = entry_order[k]
         k += 1
         if k < n_entry:  # the next queue entry, on the same event object
             ev.x = k
             ev.callbacks = entry_cbs
-            schedule(ev, _ENTRY, queued_at[entry_order[k]] - now)
-        if closed[leg_intent[c]]:  # enter(c, now), inlined
+            push(queue, (entry_time[k], _ENTRY, next(eid), ev))
+        it = leg_intent[c]
+        if closed[it]:  # enter(c, now), inlined
             blocked[c] = True
         else:
             waiting[c] = True
-            pairs = enqueue(c, leg_intent[c], now)
+            pairs = enqueue(c, it, now)
             if pairs:
                 assign(pairs, now)
             if waiting[c]:
@@ -275,14 +291,15 @@ def simulate_plan(
                         aband.callbacks = abandon_cbs
                     else:
                         aband = _Due(env, on_abandon, c)
-                    schedule(aband, _ABANDON, p)
+                    push(queue, (now + p, _ABANDON, next(eid), aband))
                 if accepts_cb[c] and cb_after < p:
                     schedule(_Due(env, on_callback, c), _CALLBACK, cb_after)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_extra_entry(ev: _Due) -> None:
         now = env.now
@@ -290,16 +307,19 @@ def simulate_plan(
         after(now)
 
     def on_end_talk(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         a = ev.x
         c = on_call[a]
         on_call[a] = -1
         pairs, w = complete(c, a, now)
-        handled[c] += now - talk_start[a] + w
-        add_busy((talk_start[a], now + w, a))
-        busy_until[a] = now + w
+        start, end = talk_start[a], now + w
+        handled[c] += now - start + w
+        add_start(start)
+        add_end(end)
+        add_agent(a)
+        busy_until[a] = end
         if leaving[a]:
-            close_login(a, now + w if now + w > shift_end[a] or away[a] else shift_end[a])
+            close_login(a, end if end > shift_end[a] or away[a] else shift_end[a])
         if leg_intent[c] != true_intent[c]:
             transferred[c] += 1
             leg_intent[c] = true_intent[c]
@@ -309,12 +329,13 @@ def simulate_plan(
             assign(pairs, now)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_abandon(ev: _Due) -> None:
-        now = env.now
+        now = env._now
         c = ev.x
         spare.append(ev)
         if waiting[c] and not callback[c] and answered_at[c] != answered_at[c]:
@@ -325,9 +346,10 @@ def simulate_plan(
                 assign(pairs, now)
         counters[0] += 1  # after(now), inlined on the hottest handlers
         counters[1] = now
-        d = next_deadline()
-        if d is not None and d < tick_at[0]:
-            after_deadline(now, d)
+        if timed:
+            d = next_deadline()
+            if d is not None and d < tick_at[0]:
+                after_deadline(now, d)
 
     def on_callback(ev: _Due) -> None:
         if waiting[ev.x]:
@@ -389,7 +411,7 @@ def simulate_plan(
             if end < inf:
                 schedule(_Due(env, on_logout, m.index), _LOGOUT, max(start, end - early))
     if n_entry:
-        schedule(_Due(env, on_entry, 0), _ENTRY, queued_at[entry_order[0]])
+        push(queue, (entry_time[0], _ENTRY, next(eid), _Due(env, on_entry, 0)))
 
     procs = list(processes)
     if procs:
@@ -487,7 +509,6 @@ def simulate_plan(
             shift_end[a] = min(shift_end[a], end)
             close_login(a, end)
     ot = np.asarray(overtime, dtype=float).reshape(-1, 3)
-    bs = np.asarray(busy, dtype=float).reshape(-1, 3)
 
     records = CallRecords(
         arrival=np.asarray(arrival),
@@ -505,9 +526,9 @@ def simulate_plan(
         priority=np.asarray(priority, dtype=np.int64),
     )
     spans = AgentSpans(
-        busy_start=bs[:, 0],
-        busy_end=bs[:, 1],
-        busy_agent=bs[:, 2].astype(np.int64),
+        busy_start=np.asarray(busy_start, dtype=float),
+        busy_end=np.asarray(busy_end, dtype=float),
+        busy_agent=np.asarray(busy_agent, dtype=np.int64),
         login_start=np.asarray(login_start),
         login_end=np.asarray(login_end),
         login_agent=np.asarray(login_agent, dtype=np.int64),
@@ -516,4 +537,14 @@ def simulate_plan(
         overtime_end=ot[:, 1],
         overtime_agent=ot[:, 2].astype(np.int64),
     )
-    return records, spans, counters[0]
+    events = counters[0]
+    # The handlers refer to each other and to their callback lists: break those cycles, so
+    # that the run's state (router included) is freed now, not by the cyclic collector.
+    for lst in (talk_cbs, entry_cbs, abandon_cbs, talk_end, spare):
+        lst.clear()
+    handlers: list[Any] = [after, after_deadline, assign, close_login, enter, on_entry]
+    handlers += [on_extra_entry, on_end_talk, on_abandon, on_callback, sign_in, sign_out]
+    for handler in (*handlers, on_login, on_logout, on_tick):
+        for cell in handler.__closure__ or ():
+            cell.cell_contents = None
+    return records, spans, events

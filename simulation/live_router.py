@@ -122,7 +122,18 @@ class LiveRouter:
         self.call_index: dict[str, int] = {}
         self.registered = [False] * len(roster)
         self.next_deadline = self.router.next_due  # RouterPort.next_deadline, without a hop
-        self._enqueue = self.router.enqueue
+        # whether the router can ever set a timer: wrap-up, relaxation, overflow, or
+        # offers waiting for accept (explain); when not, the loop never asks for deadlines
+        self.timed = (
+            explain
+            or any(w > 0 for w in self.wrap)
+            or any(
+                spec.relax
+                or (spec.max_wait_seconds is not None and spec.overflow_queue is not None)
+                for spec in self.router.policy.queues.values()
+            )
+        )
+        self._enqueue = self.router.enqueue_brief
         self._complete = self.router.complete
 
     def _accept(self, decisions, now: float) -> list[Assignment]:  # type: ignore[no-untyped-def]
@@ -174,12 +185,12 @@ class LiveRouter:
         self.call_index[rid] = call
         cp = self.call_priority
         prio = self.priority[intent] if cp is None else cp[call]
-        d = self._enqueue(Call(rid, self.queues[intent], priority=prio), now)
-        if d.kind is _OFFERED:
-            if self._accepts:
-                self.router.accept(rid, d.agent_id, now)  # type: ignore[arg-type]
-            return [(call, self.agent_index[d.agent_id])]  # type: ignore[index]
-        return []
+        agent = self._enqueue(Call.for_queue(rid, self.queues[intent], prio), now)
+        if agent is None:
+            return []
+        if self._accepts:
+            self.router.accept(rid, agent, now)
+        return [(call, self.agent_index[agent])]
 
     def complete(self, call: int, agent: int, now: float) -> tuple[list[Assignment], float]:
         k = self.leg[call]

@@ -233,6 +233,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Shifts from requirements (HiGHS), then checked and mended in the twin."""
+    from datetime import date
+
     from simulation.fit import clean_json
     from simulation.scenario import load_scenario
     from simulation.schedule import load_shift_spec, solve_schedule
@@ -260,7 +262,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 fc, base, args.service_level, args.within, args.max_abandon
             )
         else:
-            req = requirements_from_staffing(args.requirements)
+            day0 = base.start_at.date() if base.start_at is not None else date(1970, 1, 1)
+            req = requirements_from_staffing(
+                args.requirements, first_day=(day0 - date(1970, 1, 1)).days
+            )
         sched = solve_schedule(req, spec)
         first_cost = sched.cost
         history = []
@@ -334,7 +339,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             if doc["targets_hold"]
             else "targets NOT met everywhere (budget or rounds reached)\n"
         )
-    o.write(f"wrote {out / 'schedule.csv'} and {out / 'scheduled_scenario.yaml'}\n")
+    o.write(
+        f"wrote {out / 'schedule.csv'}, {out / 'roster.csv'} and "
+        f"{out / 'scheduled_scenario.yaml'}\n"
+    )
     return 0 if doc["targets_hold"] in (True, None) else 1
 
 

@@ -46,7 +46,10 @@ class RouterPort(Protocol):
         ...
 
     def next_deadline(self) -> float | None:
-        """Earliest time the router wants ``tick`` (relaxation, overflow), if any."""
+        """Earliest time the router wants ``tick`` (relaxation, overflow), if any.
+
+        A port may also have a ``timed`` attribute: False promises that it never sets a
+        timer, and the loop then never asks (absent, it is taken as True)."""
         ...
 
     def tick(self, now: float) -> list[Assignment]:

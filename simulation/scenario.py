@@ -199,11 +199,13 @@ class Shift(_Model):
 
 
 class RosterEntry(_Model):
-    """One logged-in span of one agent (an agent may have several rows)."""
+    """One logged-in span of one agent (an agent may have several rows); ``breaks`` are
+    clock times ``HH:MM-HH:MM`` separated by spaces, each taken at or after the login."""
 
     agent: Annotated[str, Field(min_length=1)]
     login: Instant
     logout: Instant
+    breaks: str | None = None
 
 
 class AgentGroup(_Model):
@@ -217,7 +219,10 @@ class AgentGroup(_Model):
     group's rows), or ``roster`` (login/logout per agent: a list, or a CSV with
     ``agent_id,login,logout`` and optionally ``group``). Fractional head counts are
     kept exactly: 12.4 agents are 12 agents and one more logged in for the first 40%
-    of the interval. ``shift`` clips all of them.
+    of the interval. ``shift`` clips all of them. ``shrinkage`` is the share of the
+    staffing that takes no calls (absence, training, meetings): head counts are scaled by
+    ``1 - shrinkage``; of a roster's identical shifts that share is left out (to within
+    one; a lone shift with that probability, decided by a hash of its times).
     """
 
     name: str | None = None
@@ -229,6 +234,7 @@ class AgentGroup(_Model):
     shift: Shift = Shift()
     cost_per_hour: Annotated[float, Field(ge=0)] | None = None
     wrap_up_seconds: Annotated[float, Field(ge=0)] | None = None  # default: the scenario's
+    shrinkage: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
     @model_validator(mode="after")
     def _one_staffing(self) -> AgentGroup:

@@ -179,7 +179,8 @@ class ScheduleResult:
         return out
 
     def available(self) -> np.ndarray:
-        """On duty after shrinkage: the agents the twin runs."""
+        """On duty after shrinkage: the agents the twin runs, in expectation (it runs the
+        roster, whose shifts are left out by shrinkage whole; see ``roster._shrink``)."""
         return self.on_duty() * (1.0 - self.spec.shrinkage)
 
     def rows(self) -> list[dict[str, Any]]:

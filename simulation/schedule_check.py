@@ -2,10 +2,12 @@
 
 Requirements come from ``ivr staff`` (``staffing.csv``) or from a forecast
 (``forecast.csv``) through Erlang A per interval with the scenario's handle time,
-wrap-up and patience. The check runs the scenario with the forecast's traffic and the
-schedule's available agents (on duty, breaks out, after shrinkage) through the real
-router; where an interval misses the targets, the cheapest shift covering the most
-failing intervals is added, and the twin runs again, until every interval holds or
+wrap-up and patience. The schedule becomes a per-agent roster (``roster.csv``: one row
+per shift, login, logout and breaks; agent ids reused from day to day). The check runs
+the scenario with the forecast's traffic and that roster through the real router, with
+the shift rules' shrinkage as the groups' ``shrinkage`` (an even share of the shifts
+takes no calls); where an interval misses the targets, the cheapest shift covering the
+most failing intervals is added, and the twin runs again, until every interval holds or
 the extra budget or the rounds run out.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,9 @@ DAY = 86400.0
 MIN_CALLS_TO_JUDGE = 3.0  # intervals with fewer calls per replication are not judged
 
 
-def requirements_from_staffing(path: str) -> Requirements:
-    """``ivr staff``'s staffing.csv: interval_start_seconds, group, agents."""
+def requirements_from_staffing(path: str, first_day: int = 0) -> Requirements:
+    """``ivr staff``'s staffing.csv: interval_start_seconds, group, agents (``first_day``:
+    the date of time 0, in days since 1970-01-01)."""
     rows = _read_csv(path, ("interval_start_seconds", "group", "agents"))
     groups = tuple(dict.fromkeys(r["group"] for r in rows))
     starts = sorted({float(r["interval_start_seconds"]) for r in rows})
@@ -49,7 +52,7 @@ def requirements_from_staffing(path: str) -> Requirements:
         agents[groups.index(r["group"]), pos[float(r["interval_start_seconds"])]] = float(
             r["agents"]
         )
-    return Requirements(groups, width, agents, first_day=0)
+    return Requirements(groups, width, agents, first_day=first_day)
 
 
 def _read_csv(path: str, need: tuple[str, ...]) -> list[dict[str, str]]:
@@ -144,20 +147,104 @@ def requirements_from_forecast(
     return Requirements(names, fc.width, agents, first_day=fc.first_day)
 
 
-def twin_scenario(
-    base: Scenario, sched: ScheduleResult, calls: np.ndarray | None, replications: int
-) -> Scenario:
-    """``base`` with the schedule's available agents (and the forecast's traffic)."""
-    req = sched.req
-    avail = sched.available()
-    data = base.model_dump(mode="json", exclude_none=True)
-    groups = []
+ROSTER_COLUMNS = (
+    "agent_id",
+    "group",
+    "skills",
+    "date",
+    "shift_id",
+    "shift",
+    "login",
+    "logout",
+    "breaks",
+)
+
+
+# an inline roster entry of the twin scenario from a roster.csv row
+_ENTRY_OF_ROW = {"agent": "agent_id", "login": "login", "logout": "logout", "breaks": "breaks"}
+
+
+def _group_skills(base: Scenario, groups: tuple[str, ...]) -> dict[str, dict[str, int]]:
     by_name = {base.group_name(g): base.agents[g] for g in range(len(base.agents))}
-    for g, name in enumerate(req.groups):
-        old = by_name.get(name)
-        skills = old.skill_levels if old is not None else {name: 3}
-        groups.append({"name": name, "skills": skills, "counts_per_interval": _counts(avail[g])})
+    return {
+        name: (by_name[name].skill_levels if name in by_name else {name: 3}) for name in groups
+    }
+
+
+def roster_rows(sched: ScheduleResult, skills: dict[str, dict[str, int]]) -> list[dict[str, str]]:
+    """One row per scheduled shift (``ROSTER_COLUMNS``): login and logout as ISO local
+    times, breaks as clock times. Agent ids are reused across days: each shift, by login,
+    goes to the group's lowest-numbered agent not working that date whose last shift has
+    ended (so the fewest agents of each group work it)."""
+    rows = sched.rows()
+    for r in rows:
+        day = date.fromisoformat(r["date"])
+        r["_login"] = f"{r['date']}T{r['start']}"
+        end, past = _clock(r["end"])
+        r["_logout"] = f"{(day + timedelta(days=past)).isoformat()}T{end}"
+        r["breaks"] = " ".join(
+            "-".join(_clock(t)[0] for t in b.split("-")) for b in r["breaks"].split()
+        )
+    out = []
+    free: dict[str, list[tuple[str, str]]] = {}  # group -> per agent: (last logout, last date)
+    for r in sorted(rows, key=lambda r: (r["group"], r["_login"], r["shift_id"])):
+        pool = free.setdefault(r["group"], [])
+        k = next(
+            (j for j, (until, day) in enumerate(pool) if until <= r["_login"] and day != r["date"]),
+            len(pool),
+        )
+        if k == len(pool):
+            pool.append(("", ""))
+        pool[k] = (r["_logout"], r["date"])
+        out.append(
+            {
+                "agent_id": f"{r['group']}-{k + 1:03d}",
+                "group": r["group"],
+                "skills": ";".join(f"{s}={v}" for s, v in skills[r["group"]].items()),
+                "date": r["date"],
+                "shift_id": r["shift_id"],
+                "shift": r["shift"],
+                "login": r["_login"],
+                "logout": r["_logout"],
+                "breaks": r["breaks"],
+            }
+        )
+    return out
+
+
+def _clock(hhmm: str) -> tuple[str, int]:
+    """``26:30`` -> (``02:30``, 1 day later)."""
+    h, m = hhmm.split(":")
+    return f"{int(h) % 24:02d}:{m}", int(h) // 24
+
+
+def twin_scenario(
+    base: Scenario,
+    sched: ScheduleResult,
+    calls: np.ndarray | None,
+    replications: int,
+) -> Scenario:
+    """``base`` staffed by the schedule's roster (inline rows, as roster.csv has them) and
+    with the forecast's traffic; time 0 is the first day's midnight."""
+    req = sched.req
+    data = base.model_dump(mode="json", exclude_none=True)
+    skills = _group_skills(base, req.groups)
+    rows = roster_rows(sched, skills)
+    groups = []
+    for name in req.groups:
+        entries = [
+            {k: r[c] for k, c in _ENTRY_OF_ROW.items()}
+            for r in rows
+            if r["group"] == name
+        ]
+        group: dict[str, Any] = {"name": name, "skills": skills[name]}
+        if entries:
+            group.update(roster=entries, shrinkage=sched.spec.shrinkage)
+        else:  # no shift for this group
+            group["count"] = 0
+        groups.append(group)
     data["agents"] = groups
+    data["start_at"] = (date(1970, 1, 1) + timedelta(days=req.first_day)).isoformat() + "T00:00:00"
     width_min = int(req.width // 60)
     data["interval_minutes"] = width_min
     data["duration_hours"] = req.n_intervals * req.width / 3600.0
@@ -171,31 +258,6 @@ def twin_scenario(
         if key in data:
             data[key] = str(base.resolve(data[key]).resolve())
     return parse_scenario(data, source=f"{base.source} (scheduled)", base_dir=base.base_dir)
-
-
-def _counts(v: np.ndarray) -> list[float] | list[int]:
-    """Fractional heads when the scenario format takes them, else rounded."""
-    if _FRACTIONS:
-        return [round(float(x), 3) for x in v]
-    return [int(round(float(x))) for x in v]
-
-
-def _takes_fractions() -> bool:
-    try:
-        parse_scenario(
-            {
-                "arrivals": {"rate_per_hour": 1},
-                "duration_hours": 1,
-                "handle_time": {"mean_seconds": 1},
-                "agents": [{"counts_per_interval": [0.5, 0.5]}],
-            }
-        )
-    except Exception:  # noqa: BLE001 - any refusal means: integers only
-        return False
-    return True
-
-
-_FRACTIONS = _takes_fractions()
 
 
 @dataclass(slots=True)
@@ -288,11 +350,20 @@ def _add_shifts(sched: ScheduleResult, failing: np.ndarray, money: float) -> flo
 
 
 def write_schedule_files(sched: ScheduleResult, out: Path, twin: Scenario | None) -> dict[str, Any]:
-    """schedule.csv, coverage.csv, and the twin scenario (the roster the simulator runs)."""
+    """schedule.csv, roster.csv (per agent shift), coverage.csv, and the twin scenario
+    (``scheduled_scenario.yaml``, staffed from roster.csv)."""
     import yaml
 
     rows = sched.rows()
     out.mkdir(parents=True, exist_ok=True)
+    if twin is not None:
+        skills = {twin.group_name(g): twin.agents[g].skill_levels for g in range(len(twin.agents))}
+    else:
+        skills = {name: {name: 3} for name in sched.req.groups}
+    with (out / "roster.csv").open("w", newline="", encoding="utf-8") as fh:
+        rw = csv.DictWriter(fh, fieldnames=ROSTER_COLUMNS)
+        rw.writeheader()
+        rw.writerows(roster_rows(sched, skills))
     with (out / "schedule.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(
             fh,
@@ -327,6 +398,9 @@ def write_schedule_files(sched: ScheduleResult, out: Path, twin: Scenario | None
                 )
     if twin is not None:
         data = twin.model_dump(mode="json", exclude_none=True)
+        for group in data["agents"]:
+            if isinstance(group.get("roster"), list):
+                group["roster"] = "roster.csv"  # its rows of this group
         (out / "scheduled_scenario.yaml").write_text(
             yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100),
             encoding="utf-8",

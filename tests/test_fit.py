@@ -83,6 +83,80 @@ def test_fit_recovers_a_simulated_scenario_within_its_intervals(
     parse_scenario(fit.scenario)  # the simulator takes it as is
 
 
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, derandomize=True)
+@given(
+    queues=st.integers(2, 3),
+    shares=st.lists(st.floats(0.3, 1.0), min_size=3, max_size=3),
+    handle=st.lists(st.floats(120, 360), min_size=3, max_size=3),
+    prios=st.lists(st.integers(0, 2), min_size=3, max_size=3),
+    vip_share=st.floats(0.15, 0.4),
+    rate=st.floats(200, 280),
+    patience=st.floats(90, 300),
+    seed=st.integers(0, 10_000),
+)
+def test_fit_recovers_queues_and_priorities_within_their_intervals(
+    tmp_path_factory, queues, shares, handle, prios, vip_share, rate, patience, seed
+):
+    """Several queues, each with its priority, and priority customers inside the first
+    one (same queue and skill, a head start): every class comes back with its queue,
+    priority and share of calls, every queue with its handle time, within their intervals."""
+    names = ["billing", "tech", "sales"][:queues]
+    law = lambda m: {"distribution": "exponential", "mean_seconds": m}  # noqa: E731
+    intents = [
+        {"name": n, "share": shares[k], "priority": prios[k], "handle_time": law(handle[k])}
+        for k, n in enumerate(names)
+    ]
+    intents.append(
+        {
+            "name": "vip",
+            "queue": names[0],
+            "skills": [names[0]],
+            "share": shares[0] * vip_share,
+            "priority": prios[0] + 3,
+            "handle_time": law(handle[0]),
+        }
+    )
+    total = sum(i["share"] for i in intents)
+    load = rate * sum(i["share"] * (i["handle_time"]["mean_seconds"] + 10) for i in intents)
+    agents = max(3, round(load / total / 3600 / 0.98))
+    sc = parse_scenario(
+        {
+            "arrivals": {"rate_per_hour": rate},
+            "duration_hours": 24,
+            "intents": intents,
+            "patience": law(patience),
+            "agents": [{"count": agents, "skills": names}],
+            "wrap_up_seconds": 10,
+            "replications": 2,
+            "seed": seed,
+        }
+    )
+    fit = _round_trip(sc, tmp_path_factory.mktemp("rtq"))
+    rep = fit.report
+    n = rep["overall"]["calls"]
+    for it in intents:
+        q = it.get("queue", it["name"])
+        several = q == names[0]  # the first queue has two priorities
+        cls = rep["classes"][f"{q}/p{it['priority']}" if several else q]
+        assert cls["queue"] == q and cls["priority"] == it["priority"]
+        p = it["share"] / total
+        assert abs(cls["calls"] / n - p) <= 3.3 * (p * (1 - p) / n) ** 0.5  # 99.9%
+    for k, q in enumerate(names):
+        lo, hi = rep["handle_time"]["by_queue"][q]["mean_ci"]
+        assert lo <= handle[k] <= hi, (q, lo, handle[k], hi)
+    lo, hi = rep["patience"]["hazard_mean_ci"]
+    assert lo <= patience <= hi
+    first = [c for name, c in rep["classes"].items() if c["queue"] == names[0]]
+    vip = max(first, key=lambda c: c["priority"])
+    plain = min(first, key=lambda c: c["priority"])
+    assert vip["asa_seconds"] < plain["asa_seconds"]  # the head start shows
+    fitted = {(i.get("queue", i["name"]), i["priority"]) for i in fit.scenario["intents"]}
+    fitted = {(q.split("/")[0], p) for q, p in fitted}
+    assert fitted == {(i.get("queue", i["name"]), i["priority"]) for i in intents}
+    parse_scenario(fit.scenario)  # the simulator takes it as is
+
+
 def test_patience_counts_answered_callers_as_censored():
     """Answered callers count as censored: the estimate is the true mean, not the
     (much shorter) mean wait of those who hung up."""

@@ -317,3 +317,24 @@ def test_a_question_asked_before_an_operation_commits_does_not_reload(backend):
         commit.set()
         worker.join(10)
     assert "open" in state.query(lambda r: set(r.calls)) and state.stats.reloads == reloads
+
+
+def test_enqueue_brief_is_journaled_as_enqueue():
+    """The simulator's ``enqueue_brief``, called through the live layer, is written down
+    as the ``enqueue`` it is equivalent to: replaying the journal gives the same router."""
+    from ivr.live.journal import RecordingRouter
+
+    seen: list[Command] = []
+
+    def record(op: str, args: dict[str, Any], now: float) -> float:
+        seen.append(Command(op, json.loads(json.dumps(args)), now))
+        return now
+
+    live = RecordingRouter(Router(POLICY), record)
+    skills = {s: 5 for spec in POLICY.queues.values() for s in spec.skills}
+    live.add_agent(Agent("a1", skills, presence=AgentState.AVAILABLE), 0.0)
+    assert live.enqueue_brief(Call.for_queue("c1", QUEUES[0], 1), 1.0) == "a1"
+    assert live.enqueue_brief(Call.for_queue("c2", QUEUES[0]), 2.0) is None
+    assert [c.op for c in seen] == ["add_agent", "enqueue", "enqueue"]
+    copy = replay(Router(POLICY), seen)
+    assert copy.to_dict(history=False) == live._router.to_dict(history=False)

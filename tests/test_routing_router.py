@@ -611,3 +611,46 @@ def test_snapshot_and_stats_depend_on_the_state_not_the_router() -> None:
         assert "routing.router" not in imported, f"routing/{name}.py imports the router"
         assert not any(isinstance(n, ast.ImportFrom) and n.module == "routing"
                        and any(a.name == "router" for a in n.names) for n in ast.walk(tree))
+
+
+
+@pytest.mark.parametrize("record", [True, False])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_enqueue_brief_changes_the_router_exactly_as_enqueue(record: bool, seed: int) -> None:
+    """The simulator's ``enqueue_brief`` (and ``Call.for_queue``) against ``enqueue``
+    (and ``Call(...)``): the same agent for every call, the same state and decision
+    numbers after any mix of arrivals, completions, wrap-ups and hang-ups."""
+    import random
+
+    rnd = random.Random(seed)
+    queues = sorted(BANK.queues)
+    skills = [{s: rnd.randint(1, 5) for s in BANK.skills if rnd.random() < 0.6} for _ in range(8)]
+    pair = [Router(BANK, record_decisions=record, auto_accept=True) for _ in range(2)]
+    for r in pair:
+        for k, sk in enumerate(skills):
+            r.add_agent(agent(f"a{k}", sk or {"general": 3}, "en,es"), 0.0)
+    now = 0.0
+    for n in range(600):
+        now += rnd.expovariate(1 / 15)
+        roll = rnd.random()
+        state = {c.id: c.state for c in pair[0].calls.values()}
+        talking = sorted(c for c, st in state.items() if st is CallState.CONNECTED)
+        waiting = sorted(c for c, st in state.items() if st is CallState.WAITING)
+        if roll < 0.45:
+            cid, queue, prio = f"c{n}", rnd.choice(queues), rnd.choice([0, 0, 1, 2])
+            brief = pair[0].enqueue_brief(Call.for_queue(cid, queue, prio), now)
+            assert brief == pair[1].enqueue(Call(cid, queue, priority=prio), now).agent_id
+        elif roll < 0.8 and talking:
+            cid = rnd.choice(talking)
+            got = [[(d.call_id, d.agent_id) for d in r.complete(cid, now)] for r in pair]
+            assert got[0] == got[1]
+        elif roll < 0.9 and waiting:
+            cid = rnd.choice(waiting)
+            assert [d.agent_id for d in pair[0].abandon(cid, now)] == [
+                d.agent_id for d in pair[1].abandon(cid, now)
+            ]
+        else:
+            got = [[(d.call_id, d.agent_id) for d in r.tick(now)] for r in pair]
+            assert got[0] == got[1]
+    snaps = [r.to_dict(history=False) for r in pair]
+    assert snaps[0] == snaps[1] and snaps[0]["seq"] > 600

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from simulation.cli import add_commands
-from simulation.scenario import parse_scenario
+from simulation.roster import build_roster
+from simulation.runner import simulate_replication
+from simulation.scenario import load_scenario, parse_scenario
 from simulation.schedule import Requirements, ShiftSpec, solve_schedule
-from simulation.schedule_check import mend_schedule, twin_scenario
+from simulation.schedule_check import mend_schedule, roster_rows, twin_scenario
 
 SPEC = {
     "shifts": [
@@ -97,7 +100,75 @@ def test_twin_finds_short_intervals_and_adds_the_shifts_that_fix_them():
     assert history[0].failing.size > 0
     assert sched.cost > before and history[-1].failing.size < history[0].failing.size
     sc = twin_scenario(base, sched, rates, 2)
-    assert sc.agents[0].counts_per_interval is not None
+    assert sc.agents[0].roster and sc.agents[0].shrinkage == SPEC["shrinkage"]
+
+
+def _spans(row: dict, day0: date) -> list[tuple[float, float]]:
+    """A roster.csv row's logged-in spans, in seconds from ``day0``'s midnight."""
+
+    def at(stamp: str) -> float:
+        d = datetime.fromisoformat(stamp)
+        return (d.date() - day0).days * 86400.0 + d.hour * 3600.0 + d.minute * 60.0
+
+    login, logout = at(row["login"]), at(row["logout"])
+    edges = [login]
+    for b in row["breaks"].split():
+        a, z = (at(f"{row['login'][:10]}T{t}") for t in b.split("-"))
+        edges += [a + 86400.0 * (a < login), z + 86400.0 * (z < login)]
+    return list(zip(edges[::2], [*edges[1::2], logout], strict=True))
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 0.25])
+def test_the_twin_logs_agents_in_exactly_as_the_schedule_says_breaks_honoured(shrinkage):
+    spec = ShiftSpec.model_validate({**SPEC, "shrinkage": shrinkage})
+    req = _req(5)
+    sched = solve_schedule(req, spec)
+    base = parse_scenario(
+        {
+            "arrivals": {"rate_per_hour": 1},
+            "duration_hours": 24,
+            "handle_time": {"distribution": "exponential", "mean_seconds": 300},
+            "patience": {"distribution": "exponential", "mean_seconds": 600},
+            "agents": [{"count": 1}],
+            "seed": 3,
+        }
+    )
+    rates = np.where(req.agents[0] > 0, 60.0, 0.0)  # calls per interval: agents kept busy
+    rows = roster_rows(sched, {"default": {"default": 3}})
+    assert len(rows) == int(sched.x.sum()) and {r["shift_id"] for r in rows} == {
+        r["shift_id"] for r in sched.rows()
+    }
+    day0 = date(1970, 1, 1) + timedelta(days=req.first_day)
+    expected = {r["shift_id"]: _spans(r, day0) for r in rows}
+    # the roster, all of it, is the schedule's coverage, interval by interval
+    mid = (np.arange(req.n_intervals) + 0.5) * req.width
+    on = [sum(a <= t < b for sp in expected.values() for a, b in sp) for t in mid]
+    assert on == sched.on_duty()[0].astype(int).tolist()
+    sc = twin_scenario(base, sched, rates, 2)
+    rep = simulate_replication(sc, 0)
+    by_agent: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        by_agent.setdefault(r["agent_id"], []).extend(expected[r["shift_id"]])
+    agents = {m.index: m.name for m in build_roster(sc)}
+    spans = rep.agents
+    seen: dict[str, list[float]] = {}
+    for a, start, end in zip(spans.login_agent, spans.login_start, spans.login_end, strict=True):
+        seen.setdefault(agents[int(a)], []).append(start)
+        sched_end = next(z for x, z in by_agent[agents[int(a)]] if x == start)
+        assert end >= sched_end  # finishing the call in hand at a break or logout
+    logins = {(r["agent_id"], expected[r["shift_id"]][0][0]) for r in rows}
+    kept = sum((name, t) in logins for name, starts in seen.items() for t in starts)
+    n = len(rows)  # the shrinkage share takes no calls (whole shifts, see roster._shrink)
+    assert abs(kept - n * (1 - shrinkage)) <= 3 * (n * shrinkage * (1 - shrinkage)) ** 0.5
+    assert kept < n if shrinkage else kept == n
+    for name, starts in seen.items():  # logged in exactly when the schedule says
+        assert set(starts) <= {x for x, _ in by_agent[name]}
+    busy = 0
+    for a, start in zip(spans.busy_agent, spans.busy_start, strict=True):
+        inside = [x <= start < z for x, z in by_agent[agents[int(a)]]]
+        assert any(inside), f"agent {agents[int(a)]} took a call at {start} off shift or on a break"
+        busy += 1
+    assert busy > 50 and rep.calls.size > 100
 
 
 def test_schedule_cli_needs_one_source_and_range_checks(tmp_path, capsys):
@@ -164,3 +235,24 @@ def test_schedule_cli_writes_schedule_coverage_and_a_scenario_the_twin_runs(tmp_
     rows = list(csv.DictReader((out / "schedule.csv").read_text().splitlines()))
     assert rows and rows[0]["date"] == "2026-02-16"
     assert (out / "scheduled_scenario.yaml").exists() and (out / "coverage.csv").exists()
+    roster = list(csv.DictReader((out / "roster.csv").read_text().splitlines()))
+    assert len(roster) == len(rows) and set(roster[0]) >= {"agent_id", "login", "logout", "breaks"}
+    twin = load_scenario(out / "scheduled_scenario.yaml")
+    assert twin.agents[0].roster == "roster.csv"
+    kept = build_roster(twin)
+    assert len(kept) <= len({r["agent_id"] for r in roster}) and kept
+    capsys.readouterr()
+    sim = parser.parse_args(  # a roster-only scenario runs as is (no head count anywhere)
+        [
+            "simulate",
+            str(out / "scheduled_scenario.yaml"),
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--quiet",
+            "--json",
+        ]
+    )
+    assert sim.func(sim) == 0
+    assert json.loads(capsys.readouterr().out)["answered"]["mean"] > 0

@@ -103,12 +103,60 @@ agents:
         ([{"counts_per_interval": [1, 1, 1]}], "3 entries"),
         ([{"staffing_table": "a.csv", "roster": "b.csv"}], "at most one"),
         ([{"roster": [{"agent": "x", "login": "09:00", "logout": "08:00"}]}], "after login"),
+        (
+            [{"roster": [{"agent": "x", "login": "09:00", "logout": "12:00", "breaks": "11:30"}]}],
+            "breaks.*HH:MM-HH:MM",
+        ),
+        (
+            [{"roster": [{"agent": "x", "login": "09:00", "logout": "12:00", "breaks": "12:30-13:00"}]}],
+            "breaks.*not inside the shift",
+        ),
     ],
 )
 def test_staffing_errors_name_the_field(agents, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ScenarioError, match=match) as err:
         build_roster(parse_scenario(base(agents=agents)))
     assert "agents.0" in str(err.value) or "roster" in str(err.value)
+
+
+def test_roster_breaks_cut_the_span_and_shrinkage_leaves_out_its_share(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        "roster.csv",
+        "agent_id,login,logout,breaks\n"
+        "ann,2026-03-02T22:00,2026-03-03T06:30,00:30-01:00 03:00-03:15\n"
+        "bob,08:00,16:00,11:30-12:00\n",
+    )
+    sc = parse_scenario(
+        base(
+            duration_hours=48,
+            start_at="2026-03-02T00:00",
+            agents=[
+                {"name": "t", "roster": "roster.csv"},
+                {"name": "n", "count": 8, "shrinkage": 0.25},
+                {  # 40 identical shifts, and 400 shifts each of its own
+                    "name": "r",
+                    "shrinkage": 0.25,
+                    "roster": [{"agent": f"s{k}", "login": 60, "logout": 120} for k in range(40)]
+                    + [{"agent": f"a{k}", "login": 60 * k, "logout": 60 * k + 30} for k in range(400)],
+                },
+            ],
+        ),
+        base_dir=str(tmp_path),
+    )
+    spans = {r.name: r.spans for r in build_roster(sc) if r.group == 0}
+    h = 3600.0
+    assert spans["ann"] == ((22 * h, 24.5 * h), (25 * h, 27 * h), (27.25 * h, 30.5 * h))
+    assert spans["bob"] == ((8 * h, 11.5 * h), (12 * h, 16 * h))
+    counted = [r for r in build_roster(sc) if r.group == 1]
+    assert sum(min(b, 48 * h) - a for r in counted for a, b in r.spans) == 6 * 48 * h
+    kept = [r.name for r in build_roster(sc) if r.group == 2]
+    assert sum(k.startswith("s") for k in kept) == 30  # a quarter of identical shifts, exactly
+    lone = sum(k.startswith("a") for k in kept)
+    assert abs(lone - 300) <= 3 * (400 * 0.25 * 0.75) ** 0.5  # each with probability 0.25
+    assert kept == [r.name for r in build_roster(sc) if r.group == 2]  # the same every time
 
 
 def _overtime_scenario(tmp_path: Path, early: float) -> dict:

@@ -139,6 +139,10 @@ class RecordingRouter:
     def enqueue(self, call: Call, now: float) -> Any:
         return self._do("enqueue", {"call": call.as_dict()}, now)
 
+    def enqueue_brief(self, call: Call, now: float) -> str | None:
+        """Journaled as ``enqueue`` (it changes the router exactly as that does)."""
+        return self._do("enqueue", {"call": call.as_dict()}, now).agent_id  # type: ignore[no-any-return]
+
     def enqueue_many(self, calls: Iterable[Call], now: float) -> Any:
         return self._do("enqueue_many", {"calls": [c.as_dict() for c in calls]}, now)
 
