@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_p.add_argument("--out", type=Path, required=True)
     fit_p.add_argument("--dims", type=int, default=128)
     fit_p.add_argument("--ridge", type=float, default=0.1)
-    fit_p.add_argument("--iters", type=int, default=200)
+    fit_p.add_argument("--iters", type=int, default=150)
     fit_p.add_argument("--no-bigrams", action="store_true")
     fit_p.add_argument("--augmented", action="store_true", help="also fit corpus_aug*.npz")
     args = parser.parse_args(argv)
