@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ivr.nlu import NLUError, classifier, embeddings, piecenet, text, vectors
+from ivr.nlu import NLUError, classifier, embeddings, piecenet, student, text, vectors
 from ivr.nlu.classifier import MODEL_VERSION, LinearRecognizer, canonical_examples
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,9 @@ def cache_dir() -> Path | None:
 def _code_digest() -> str:
     """Digest of the code that trains and applies models: any edit retrains cached ones."""
     digest = hashlib.sha256(str(MODEL_VERSION).encode())
-    files = [Path(m.__file__ or "") for m in (classifier, text, embeddings, vectors, piecenet)]
-    for path in files + [vectors.VECTORS_FILE]:
+    modules = (classifier, text, embeddings, vectors, piecenet, student)
+    files = [Path(m.__file__ or "") for m in modules]
+    for path in files + [vectors.VECTORS_FILE, student.STUDENT_FILE]:
         try:
             digest.update(path.read_bytes())
         except OSError:  # no source on disk (frozen app): MODEL_VERSION alone

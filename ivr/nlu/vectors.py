@@ -46,25 +46,7 @@ class PieceVectors:
 
     def _split(self, word: str) -> tuple[int, ...]:
         """Piece ids of one word ("unrecognised" -> un ##re ##co ...); () if it cannot split."""
-        if word == NUM:
-            word = "number"
-        if len(word) > _MAX_WORD:
-            return ()
-        out: list[int] = []
-        start = 0
-        while start < len(word):
-            end = len(word)
-            while end > start:
-                piece = word[start:end] if start == 0 else "##" + word[start:end]
-                j = self.index.get(piece)
-                if j is not None:
-                    out.append(j)
-                    break
-                end -= 1
-            else:
-                return ()
-            start = end
-        return tuple(out)
+        return wordpiece_split(word, self.index)
 
     def pieces(self, word: str) -> tuple[int, ...]:
         """Cached :meth:`_split` (words repeat across utterances)."""
@@ -104,6 +86,30 @@ class PieceVectors:
             return np.zeros(self.dims, dtype=np.float32)
         mean = self.table[ids].mean(axis=0)
         return mean / np.float32(max(float(np.sqrt(np.dot(mean, mean))), 1e-9))
+
+
+def wordpiece_split(word: str, index: Mapping[str, int]) -> tuple[int, ...]:
+    """MiniLM's greedy longest-match WordPiece split of one prepared word into the ids
+    of ``index`` (``NUM`` reads as "number"); () if the word cannot be split."""
+    if word == NUM:
+        word = "number"
+    if len(word) > _MAX_WORD:
+        return ()
+    out: list[int] = []
+    start = 0
+    while start < len(word):
+        end = len(word)
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            j = index.get(piece)
+            if j is not None:
+                out.append(j)
+                break
+            end -= 1
+        else:
+            return ()
+        start = end
+    return tuple(out)
 
 
 _shared: PieceVectors | None = None
