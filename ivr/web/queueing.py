@@ -158,18 +158,27 @@ def connect() -> Response:
                                 timeout, _locale(session)))
 
 
+def _answered(call_id: str, agent_id: str) -> tuple[dict[str, Any], str] | None:
+    """Accept the reservation of the agent who picked up: the call's context and queue
+    ("" once the call left the router), or None when it no longer waits for them."""
+    routing = _routing()
+    if not routing.agent_answered(call_id, agent_id, _now()):
+        return None
+    return routing.state.query(  # type: ignore[no-any-return]
+        lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
+        if call_id in r.calls else ({}, ""))
+
+
 @bp.post("/whisper")
 @twilio_signature_required
 def whisper_webhook() -> Response:
     """The agent picked up: accept the reservation and tell them who is calling and why."""
     call_id = query_call_sid()
     agent_id = _agent_param()
-    routing = _routing()
-    if not routing.agent_answered(call_id, agent_id, _now()):
+    answered = _answered(call_id, agent_id)
+    if answered is None:
         return _twiml(hang_up("This call is no longer waiting for you."))
-    context, queue = routing.state.query(
-        lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
-        if call_id in r.calls else ({}, ""))
+    context, queue = answered
     if not queue:  # already completed through the API: what the IVR stored
         route = _store().route_request(call_id) or {}
         context, queue = dict(route.get("context") or {}), str(route.get("queue") or "")
@@ -184,7 +193,8 @@ def whisper_text(context: dict[str, Any], queue: str) -> str:
         name = f"{customer.get('first_name', '')} {customer.get('last_name', '')}".strip()
         tier = customer.get("tier")
         parts.append(f"{name}, {tier} customer." if tier else f"{name}.")
-    parts.append(WHISPER[context.get("trust") if context.get("trust") in WHISPER
+    trust = context.get("trust")
+    parts.append(WHISPER[trust if isinstance(trust, str) and trust in WHISPER
                          else trust_level(context)])
     if context.get("intent"):  # the caller's purpose (an ask's answer stored as `intent`)
         parts.append(f"Reason: {str(context['intent']).replace('_', ' ')}.")
@@ -253,12 +263,10 @@ def agent_join() -> Response:
     reservation, whisper who is calling and why, and join the call's room."""
     call_id = query_call_sid()
     agent_id = _agent_param()
-    routing = _routing()
-    if not routing.agent_answered(call_id, agent_id, _now()):
+    answered = _answered(call_id, agent_id)
+    if answered is None:
         return _twiml(hang_up("This call is no longer waiting for you."))
-    context, queue = routing.state.query(
-        lambda r: (dict(r.calls[call_id].context), r.calls[call_id].queue)
-        if call_id in r.calls else ({}, ""))
+    context, queue = answered
     status = "/voice/conference?" + urlencode({"call": call_id})
     return _twiml(conference_agent(whisper_text(context, queue), room_name(call_id),
                                    agent_label(agent_id), status))
