@@ -118,10 +118,29 @@ def _grams(sentences: list[str]) -> list[str]:
     return sorted(g for g, n in counts.items() if n >= _MIN_GRAM or " " not in g)
 
 
+def _encode(tokenizer: object, model: object, texts: list[str], batch: int) -> np.ndarray:
+    """The teacher's unit-length sentence embeddings of ``texts`` (in their order),
+    encoded shortest first in batches so that padding stays small."""
+    import torch
+
+    from ivr.nlu.embeddings import _mean_pool
+
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(order), batch):
+            idx = order[i : i + batch]
+            out[idx] = _mean_pool(tokenizer, model, [texts[j] for j in idx]).numpy()
+            if i // batch % 50 == 0:
+                print(f"  {i}/{len(order)} {time.perf_counter() - started:.0f} s", flush=True)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
 def encode(args: argparse.Namespace) -> int:
     import torch
 
-    from ivr.nlu.embeddings import _base_encoder, _mean_pool
+    from ivr.nlu.embeddings import _base_encoder
 
     torch.set_num_threads(args.threads)
     tokenizer, model = _base_encoder()
@@ -137,18 +156,6 @@ def encode(args: argparse.Namespace) -> int:
                   pieces=len(pieces))
     print(json.dumps(counts), flush=True)
 
-    def run(batch_texts: list[str]) -> np.ndarray:
-        order = np.argsort([len(t) for t in batch_texts], kind="stable")
-        out = np.zeros((len(batch_texts), 384), dtype=np.float32)
-        started = time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, len(order), args.batch):
-                idx = order[i : i + args.batch]
-                out[idx] = _mean_pool(tokenizer, model, [batch_texts[j] for j in idx]).numpy()
-                if i // args.batch % 50 == 0:
-                    print(f"  {i}/{len(order)} {time.perf_counter() - started:.0f} s", flush=True)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
     started = time.perf_counter()
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     piece_emb = []
@@ -161,9 +168,9 @@ def encode(args: argparse.Namespace) -> int:
     p = np.concatenate(piece_emb)
     p /= np.linalg.norm(p, axis=1, keepdims=True)
     print(f"pieces: {time.perf_counter() - started:.0f} s", flush=True)
-    val_emb = run(val_texts)
+    val_emb = _encode(tokenizer, model, val_texts, args.batch)
     print(f"validation: {time.perf_counter() - started:.0f} s", flush=True)
-    emb = run(texts)
+    emb = _encode(tokenizer, model, texts, args.batch)
     print(f"corpus: {time.perf_counter() - started:.0f} s", flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
     np.savez(args.work / "corpus.npz", texts=np.array(texts), kinds=kinds, emb=emb,
@@ -291,7 +298,7 @@ def augment(args: argparse.Namespace) -> int:
     swapped for a random corpus word), encoded into ``corpus_aug<seed>.npz``."""
     import torch
 
-    from ivr.nlu.embeddings import _base_encoder, _mean_pool
+    from ivr.nlu.embeddings import _base_encoder
 
     torch.set_num_threads(args.threads)
     tokenizer, model = _base_encoder()
@@ -308,16 +315,7 @@ def augment(args: argparse.Namespace) -> int:
         texts.append(" ".join(w for i, w in enumerate(words) if i not in drop))
         k = rng.randrange(len(words))
         texts.append(" ".join(words[:k] + [rng.choice(pool)] + words[k + 1 :]))
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), 384), dtype=np.float32)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(order), args.batch):
-            idx = order[i : i + args.batch]
-            out[idx] = _mean_pool(tokenizer, model, [texts[j] for j in idx]).numpy()
-            if i // args.batch % 50 == 0:
-                print(f"  {i}/{len(order)} {time.perf_counter() - started:.0f} s", flush=True)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    out = _encode(tokenizer, model, texts, args.batch)
     np.savez(args.work / f"corpus_aug{args.seed}.npz", texts=np.array(texts), emb=out)
     return 0
 
