@@ -235,9 +235,10 @@ def on_hold_music(hold_music: str, locale: str = "en-US") -> str:
 
 
 def whisper(text: str) -> str:
-    """What the agent hears before the caller is bridged."""
+    """What the agent hears before the caller is bridged (from the caller's record, so
+    characters XML forbids are dropped, as in the conference bridge's whisper)."""
     response = VoiceResponse()
-    response.say(text)
+    response.say(_NOT_XML.sub("", text))
     return str(response)
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.engine.actions import Enqueue, Gather, Hangup, Play, RouteRequest, Say
-from ivr.twiml import Links, _render, _render_cached, render
+from ivr.twiml import Links, _render, _render_cached, conference_agent, render, whisper
 
 text = st.text(min_size=1, max_size=40)
 say = st.builds(Say, text=text, voice=st.sampled_from(["Polly.Joanna", "alice"]),
@@ -41,3 +41,12 @@ def test_same_prompts_are_rendered_once_and_route_requests_every_time():
     doc = render(queued, Links(turn=2))
     assert ET.fromstring(doc).find("Enqueue").text == "cards"
     assert _render_cached.cache_info().currsize == 1
+
+
+@given(text)
+def test_a_whisper_from_any_record_is_xml_under_both_bridges(name):
+    """The whisper reads the caller's record (a CSV): whatever it holds, the agent's
+    leg gets a document Twilio accepts, with the dial bridge and the conference one."""
+    for doc in (whisper(f"{name}, gold customer."),
+                conference_agent(f"{name}, gold customer.", "ivr-room", "agent-1", "/s")):
+        assert ET.fromstring(doc).find("Say").text.endswith("gold customer.")
