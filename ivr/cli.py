@@ -113,20 +113,16 @@ def _add_route_explain(route_sub: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _route_explain(args: argparse.Namespace) -> int:
-    from ivr.live.stores import open_store, routing_state
+    from ivr.live.stores import location, open_existing, routing_state
     from ivr.web.settings import Settings
     from routing import Decision, RoutingPolicy
     from routing.cli import format_decision
 
     settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
-    where = settings.data_dir / "ivr.sqlite3"
-    if not settings.database_url and not where.is_file():
-        raise IVRError(f"no store at {where} (give --data-dir or IVR_DATA_DIR)")
-    store = open_store(settings)
+    store = open_existing(settings)
     found = routing_state(store, RoutingPolicy.default()).decisions(args.call_id)
     if not found:
-        print(f"no routing decisions for call {args.call_id} in "
-              f"{store.db.where if settings.database_url else where}",  # type: ignore[attr-defined]
+        print(f"no routing decisions for call {args.call_id} in {location(store)}",
               file=sys.stderr)
         return 1
     if args.json:

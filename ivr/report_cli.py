@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from ivr.errors import IVRError
 from ivr.report import BY, CallFact, as_csv, as_text, collect, corrections, day_range, report
 
 
@@ -61,15 +60,11 @@ def _load(args: argparse.Namespace) -> tuple[list[CallFact], list[CallFact], Any
     from ivr.web.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, flows_dir=args.flows_dir)
-    path = settings.data_dir / "ivr.sqlite3"
-    if not settings.database_url and not path.is_file():
-        raise IVRError(f"no store at {path} (give --data-dir or IVR_DATA_DIR, or "
-                       "IVR_DATABASE_URL)")
+    store = stores.open_existing(settings)
     tz = _timezone(settings.flows_dir)
     first = args.first or dt.datetime.now(ZoneInfo(tz)).date()
     last = args.last or first
     policy = routing_policy(settings.flows_dir, {})
-    store = stores.open_store(settings)
     state = stores.routing_state(store, policy)
     floor = stores.open_floor_log(store)
     start, end = day_range(first, last, tz)

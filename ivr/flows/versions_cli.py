@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ivr.errors import FlowError, IVRError
+from ivr.errors import FlowError
 
 if TYPE_CHECKING:
     from ivr.flows.versions import VersionStore
@@ -96,12 +96,11 @@ def version_store(data_dir: Path, database_url: str | None = None) -> VersionSto
 
     if not database_url:
         return VersionStore(data_dir / "ivr.sqlite3")
-    from ivr.live.postgres import PostgresDatabase, PostgresStore
-    from ivr.live.stores import open_versions
+    from ivr.live.stores import open_store, open_versions
+    from ivr.web.settings import Settings
 
-    db = PostgresDatabase(database_url, max_size=2)
-    db.check_current()
-    return open_versions(PostgresStore(db))
+    return open_versions(open_store(Settings.from_env(data_dir=data_dir,
+                                                      database_url=database_url)))
 
 
 def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = (),
@@ -120,11 +119,9 @@ def versioned_registry(flows_dir: Path, data_dir: Path, skip: Iterable[Path] = (
 
 
 def _history(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    path = settings.data_dir / "ivr.sqlite3"
-    if not settings.database_url and not path.is_file():
-        raise IVRError(f"no store at {path} (start the server once, or give --data-dir)")
-    store = version_store(settings.data_dir, settings.database_url)
+    from ivr.live.stores import open_existing, open_versions
+
+    store = open_versions(open_existing(_settings(args)))
     if args.flow_id not in store.flow_ids():
         print(f"error: no flow '{args.flow_id}' in {store.path} (flows: "
               f"{', '.join(store.flow_ids()) or 'none'})", file=sys.stderr)

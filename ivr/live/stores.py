@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable
 
+from ivr.errors import IVRError
 from ivr.floor import ROOM_TABLE, FloorLog, MemoryFloorLog, SqlFloorLog
 from ivr.flows.versions import VersionStore
 from ivr.live.calls_store import MemoryStore, SQLiteStore, Store
@@ -49,6 +50,26 @@ def open_store(settings: Settings) -> Store:
         return MemoryStore()
     return SQLiteStore(settings.data_dir / "ivr.sqlite3",
                        busy_timeout_s=settings.store_busy_timeout_s)
+
+
+def open_existing(settings: Settings) -> Store:
+    """The store a server has written, for the commands that read it (``ivr report``,
+    ``ivr route explain``, ``ivr flows history``): an :class:`IVRError` naming the file
+    when there is no SQLite store in the data dir and no database URL."""
+    path = settings.data_dir / "ivr.sqlite3"
+    if not settings.database_url and not path.is_file():
+        raise IVRError(f"no store at {path} (start the server once, give --data-dir or "
+                       "IVR_DATA_DIR, or IVR_DATABASE_URL)")
+    return open_store(settings)
+
+
+def location(store: Store) -> str:
+    """Where a store keeps its data, for messages (a URL without its password)."""
+    from ivr.live.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return store.db.where
+    return str(store.path) if isinstance(store, SQLiteStore) else "memory"
 
 
 def routing_state(store: Store, policy: RoutingPolicy) -> RoutingState:
