@@ -333,3 +333,23 @@ def test_the_bank_speaks_each_language_segment_with_its_own_voice(tmp_path, caps
     assert main(["flows", "check", str(bad)]) == 1
     assert capsys.readouterr().out == (f"{bad}: node 'hi': text: segment 1 is not one declared "
                                        "language and its text (e.g. {en: Hello}; declared: en)\n")
+
+
+def test_commands_that_read_the_store_start_in_a_fresh_interpreter(tmp_path):
+    """`ivr report`, `ivr route explain` and `ivr flows history` import the store layer
+    first (no web app loaded before them, as in a shell): no import cycle, one line
+    naming the missing store, and a report once a store exists."""
+    empty = tmp_path / "empty"
+    for args in (["report", "--json"], ["route", "explain", "CA" + "0" * 32],
+                 ["flows", "history", "bank"]):
+        done = run_cli(*args, "--data-dir", str(empty))
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: no store at {empty / 'ivr.sqlite3'} (start the server once, give "
+            "--data-dir or IVR_DATA_DIR, or IVR_DATABASE_URL)"]
+    from ivr.live.calls_store import SQLiteStore
+
+    SQLiteStore(tmp_path / "var" / "ivr.sqlite3")
+    done = run_cli("report", "--json", "--data-dir", str(tmp_path / "var"))
+    assert done.returncode == 0, done.stderr
+    assert '"offered": 0' in done.stdout

@@ -6,7 +6,7 @@ server and the commands alike."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ivr.errors import IVRError
 from ivr.floor import ROOM_TABLE, FloorLog, MemoryFloorLog, SqlFloorLog
@@ -20,8 +20,10 @@ from ivr.live.routing_store import (
     SQLiteRoutingState,
 )
 from ivr.users import MemoryUserTable, SqlUserTable, Users, UserTable
-from ivr.web.settings import Settings
 from routing import RoutingPolicy
+
+if TYPE_CHECKING:  # importing ivr.web runs its app module, which imports this one
+    from ivr.web.settings import Settings
 
 
 def open_versions(store: Store) -> VersionStore:
