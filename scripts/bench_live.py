@@ -19,7 +19,7 @@ CLIENTS / req_per_s (16 clients at 320 req/s: 50 ms): a p99 under 50 ms there ne
 several times that throughput. ``--clients 4`` shows the path's latency below saturation.
 
     python scripts/bench_live.py [--json] [--seconds 8] [--clients 16] [--workers 2]
-                                 [--only sqlite|postgres] [--agents N]
+                                 [--only sqlite|postgres] [--agents N] [--waiting N]
                                  [--database-url URL]
 """
 
@@ -233,6 +233,26 @@ def hist_quantile(before: dict[float, float], after: dict[float, float], q: floa
     return lo
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children (gunicorn's
+    workers), from ``/proc``: 0 where it is not readable."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    seen, todo, total = set(), list(pids), 0.0
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def seed(state: Any, agents: int, waiting: int) -> None:
     from routing import Agent, AgentState, Call
 
@@ -298,12 +318,15 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
         load(urls, token, 1.0, 2, True, stand_in)  # warm up every worker
         before = histogram(urls)
         waited_before = histogram(urls, WAIT)
+        pids = [s.proc.pid for s in servers if s.proc is not None]
+        cpu0 = cpu_seconds(pids)
         t0 = time.perf_counter()
         ROUTES.clear()
         n, lat, errors = load(urls, token, args.seconds, args.clients, True, stand_in)
         routes = {r: {"p50_ms": round(pct(v, 0.5) * 1000, 1),
                       "p99_ms": round(pct(v, 0.99) * 1000, 1)} for r, v in ROUTES.items()}
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(pids) - cpu0
         after = histogram(urls)
         waited = histogram(urls, WAIT)
     finally:
@@ -322,6 +345,7 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
             "routing_op_p99_ms": round(hist_quantile(before, after, 0.99) * 1000, 2),
             "routing_wait_p50_ms": round(hist_quantile(waited_before, waited, 0.5) * 1000, 2),
             "routing_wait_p99_ms": round(hist_quantile(waited_before, waited, 0.99) * 1000, 2),
+            "server_cpu_ms_per_req": round(1000 * cpu / n, 2) if n else None,
             "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             **({"routes": routes} if args.routes else {})}
 
@@ -365,6 +389,8 @@ def main() -> int:
                     help="add each route's client-side p50/p99 (key 'routes')")
     ap.add_argument("--agents", type=int, choices=[100, 1000, 10_000],
                     help="only the configurations with this many agents")
+    ap.add_argument("--waiting", type=int, choices=[0, 2000],
+                    help="only the configurations with this many waiting calls")
     ap.add_argument("--database-url", default=os.environ.get(
         "IVR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
@@ -378,6 +404,8 @@ def main() -> int:
         configs = [c for c in configs if c[0] == args.only]
     if args.agents:
         configs = [c for c in configs if c[2] == args.agents]
+    if args.waiting is not None:
+        configs = [c for c in configs if c[3] == args.waiting]
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="ivr-bench-live-") as tmp:
         work = Path(tmp)

@@ -24,6 +24,7 @@ class Recorded:
     path: str
     form: dict[str, str]
     authorization: str
+    body: str = ""  # as sent (the form keeps each key's first value only)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class FakeTwilioAPI:
                     self.wfile.write(payload.encode())
                     return
                 recorded = Recorded(method, self.path, form,
-                                    self.headers.get("Authorization", ""))
+                                    self.headers.get("Authorization", ""), body)
                 api.requests.append(recorded)
                 if method == "DELETE":
                     self.send_response(204)

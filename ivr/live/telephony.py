@@ -1,7 +1,8 @@
 """What the app asks of Twilio's REST API while routing: move a queued call to the agent
 it was reserved for, ring a caller back, and with the conference bridge dial an agent
 leg, hold or resume a participant, add a consulted agent or take one out. The twilio
-library's client does the work;
+library's client does the work
+(on a urllib3 pool, :mod:`ivr.live.rest_http`);
 ``IVR_TWILIO_API_URL`` points it elsewhere (tests use a local stand-in for the API)."""
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.errors import IVRError
+from ivr.live.rest_http import PooledHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TwilioTelephony:
 
     def __post_init__(self) -> None:
         self.client = Client(self.account_sid, self.auth_token,
-                             http_client=TwilioHttpClient(timeout=self.timeout_s))
+                             http_client=PooledHttpClient(timeout=self.timeout_s))
         if self.api_url:
             self.client.api.base_url = self.api_url.rstrip("/")
 
