@@ -11,8 +11,10 @@ through the agent API, and the signed ``/voice/agent-done`` that completes the c
 ``routing_op_*`` are quantiles of the servers' ``ivr_routing_operation_seconds``
 histogram over the run (interpolated within its buckets). ``baseline_req_per_s`` is a
 minimal Flask app (validates the Twilio signature, returns a fixed Gather built with the
-twilio library) under the same gunicorn, workers and load, measured in the same run just
-before each configuration; ``ratio`` is ``req_per_s / baseline_req_per_s``.
+twilio library) under the same gunicorn, workers and load, measured in the same run in
+2-second turns with the configuration's load (so the machine's other work weighs on both
+alike); ``ratio`` is ``req_per_s / baseline_req_per_s``. ``server_cpu_ms_per_req`` is the
+servers' CPU time (all processes) per request over the run.
 
 At saturation the clients are never idle, so by Little's law their mean latency is
 CLIENTS / req_per_s (16 clients at 320 req/s: 50 ms): a p99 under 50 ms there needs
@@ -38,6 +40,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,8 @@ ADMIN, AGENT = secrets.token_hex(16), secrets.token_hex(16)
 WAIT = "ivr_routing_lock_wait_seconds"
 #: How long a caller waits for the redirect to their agent before it counts as an error.
 REDIRECT_WAIT_S = 3.0
+#: Length of one turn of the baseline's load or a configuration's (seconds).
+SLICE_S = 2.0
 CALLER = "+14155550102"  # a known customer of the example bank: "2" is cards
 BASELINE_APP = '''
 from flask import Flask, Response, request
@@ -268,7 +274,7 @@ def seed(state: Any, agents: int, waiting: int) -> None:
 
 
 def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argparse.Namespace,
-               work: Path, token: str) -> dict[str, Any]:
+               work: Path, token: str, base_url: str) -> dict[str, Any]:
     from routing import load_policy
 
     flows = work / "flows"
@@ -316,17 +322,36 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
             t.join()
         urls = [s.url for s in servers]
         load(urls, token, 1.0, 2, True, stand_in)  # warm up every worker
+        load([base_url], token, 0.5, 2, False, None)
         before = histogram(urls)
         waited_before = histogram(urls, WAIT)
         pids = [s.proc.pid for s in servers if s.proc is not None]
-        cpu0 = cpu_seconds(pids)
-        t0 = time.perf_counter()
         ROUTES.clear()
-        n, lat, errors = load(urls, token, args.seconds, args.clients, True, stand_in)
+        # Slices of the baseline's load and this configuration's, taking turns: a
+        # shared machine's other work then weighs on both alike (run one after the
+        # other, seconds apart, the ratio moved by a third between identical runs).
+        n = base_n = 0
+        elapsed = base_elapsed = cpu = 0.0
+        lat: list[float] = []
+        errors: list[str] = []
+        slices = max(1, round(args.seconds / SLICE_S))
+        for _ in range(slices):
+            t0 = time.perf_counter()
+            k, _, base_errors = load([base_url], token, args.seconds / slices, args.clients,
+                                     False, None)
+            base_elapsed += time.perf_counter() - t0
+            base_n += k
+            if base_errors:
+                raise RuntimeError(f"baseline answered errors: {sorted(set(base_errors))[:3]}")
+            cpu0 = cpu_seconds(pids)
+            t0 = time.perf_counter()
+            k, more_lat, more_errors = load(urls, token, args.seconds / slices, args.clients,
+                                            True, stand_in)
+            elapsed += time.perf_counter() - t0
+            cpu += cpu_seconds(pids) - cpu0
+            n, lat, errors = n + k, lat + more_lat, errors + more_errors
         routes = {r: {"p50_ms": round(pct(v, 0.5) * 1000, 1),
                       "p99_ms": round(pct(v, 0.99) * 1000, 1)} for r, v in ROUTES.items()}
-        elapsed = time.perf_counter() - t0
-        cpu = cpu_seconds(pids) - cpu0
         after = histogram(urls)
         waited = histogram(urls, WAIT)
     finally:
@@ -338,8 +363,10 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
 
             with psycopg.connect(args.database_url, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    base = round(base_n / base_elapsed, 1)
     return {"backend": backend, "hosts": hosts_n, "agents": agents, "waiting": waiting,
-            "req_per_s": round(n / elapsed, 1), "p50_ms": round(pct(lat, 0.5) * 1000, 1),
+            "req_per_s": round(n / elapsed, 1), "baseline_req_per_s": base,
+            "ratio": round(n / elapsed / base, 3), "p50_ms": round(pct(lat, 0.5) * 1000, 1),
             "p99_ms": round(pct(lat, 0.99) * 1000, 1),
             "routing_op_p50_ms": round(hist_quantile(before, after, 0.5) * 1000, 2),
             "routing_op_p99_ms": round(hist_quantile(before, after, 0.99) * 1000, 2),
@@ -350,7 +377,9 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
             **({"routes": routes} if args.routes else {})}
 
 
-def baseline(args: argparse.Namespace, work: Path, token: str) -> float:
+@contextmanager
+def baseline(args: argparse.Namespace, work: Path, token: str) -> Iterator[str]:
+    """The baseline app under gunicorn, same workers; yields its URL."""
     app_dir = work / "baseline"
     app_dir.mkdir(exist_ok=True)
     (app_dir / "baseline_app.py").write_text(BASELINE_APP)
@@ -368,11 +397,7 @@ def baseline(args: argparse.Namespace, work: Path, token: str) -> float:
                     break
             except OSError:
                 time.sleep(0.2)
-        t0 = time.perf_counter()
-        n, _, errors = load([url], token, args.seconds, args.clients, False, None)
-        if errors:
-            raise RuntimeError(f"baseline answered errors: {sorted(set(errors))[:3]}")
-        return round(n / (time.perf_counter() - t0), 1)
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
@@ -412,10 +437,9 @@ def main() -> int:
         for backend, hosts_n, agents, waiting in configs:
             # The baseline just before each configuration: on a shared machine the load
             # of other work moves both alike only when they run minutes, not seconds, apart.
-            base = baseline(args, work, token)
-            row = run_config(backend, hosts_n, agents, waiting, args, work, token)
-            row["baseline_req_per_s"] = base
-            row["ratio"] = round(row["req_per_s"] / base, 3) if base else None
+            with baseline(args, work, token) as base_url:
+                row = run_config(backend, hosts_n, agents, waiting, args, work, token, base_url)
+            base = row["baseline_req_per_s"]
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
