@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -10,6 +11,12 @@ from pydantic import BaseModel, ConfigDict
 Status = Literal["active", "queued", "transferred", "ended"]
 #: How many trail records a session keeps (older ones stay in the audit log).
 TRAIL_LIMIT = 200
+#: The last session each thread turned into JSON or read from it. A webhook reads its
+#: call's session before the store's write lock and again under it, and writes the
+#: session it decided before the lock and again under it: the second time is then a
+#: string comparison, not a parse or a dump, inside the lock every worker waits for
+#: (sessions are immutable: the engine copies ``data`` and builds a new ``trail``).
+_LAST = threading.local()
 
 
 class Session(BaseModel):
@@ -38,11 +45,23 @@ class Session(BaseModel):
     trail: list[dict[str, Any]] = []
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        last = getattr(_LAST, "dumped", None)
+        if last is not None and last[0] is self:
+            return str(last[1])
+        text = self.model_dump_json()
+        _LAST.dumped = (self, text)
+        return text
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Session:
-        return cls.model_validate_json(text)
+        """The session in ``text``; the very same object when this thread read the same
+        text last (compare with ``is`` first)."""
+        last = getattr(_LAST, "read", None)
+        if last is not None and last[0] == text and type(last[1]) is cls:
+            return last[1]  # type: ignore[no-any-return]
+        session = cls.model_validate_json(text)
+        _LAST.read = (text, session)
+        return session
 
     def new_trail(self, before: Session | None) -> list[dict[str, Any]]:
         """Trail records added since ``before`` (all of them when ``before`` is None)."""

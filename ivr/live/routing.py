@@ -295,9 +295,17 @@ class LiveRouting:
 
     # ----------------------------------------------------------- agent side
 
+    def prepare(self) -> None:
+        """Bring this process's router to the journal's head before an operation takes the
+        routing lock: what other processes recorded meanwhile is then read and applied
+        outside the lock, which every worker waits for, and only the records of the last
+        moments inside it."""
+        self.state.query(_nothing)
+
     def agent_decision(self, action: str, call_id: str, agent_id: str, now: dt.datetime
                        ) -> list[Effect]:
         """An agent's accept/reject from the agent API."""
+        self.prepare()
         with self.state.update() as router:
             t = now.timestamp()
             if action == "accept":
@@ -639,3 +647,7 @@ def minutes_phrase(seconds: float | None) -> str | None:
         return "less than a minute"
     minutes = math.ceil(seconds / 60)
     return f"about {minutes} minutes"
+
+
+def _nothing(router: Router) -> None:
+    return None

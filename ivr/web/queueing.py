@@ -227,6 +227,9 @@ def agent_done() -> Response:
     ahead = None
     if leg == call_id and seen is not None and seen.status == "queued":
         ahead = _advance(call_id, seen, seen.turn + 1, LegEnded("bridged"))
+    if ahead is not None:
+        ahead[1].to_json()  # serialised here, not under the lock (Session keeps it)
+    routing.prepare()
     saved: tuple[Any, list[dict[str, Any]]] | None = None
     with _store().transaction(call_id) as rec:
         talked, effects = routing.agent_leg_ended(call_id, agent_id, status, now)
@@ -238,7 +241,7 @@ def agent_done() -> Response:
         elif session.status != "queued":  # a repeated request: the flow already moved on
             body = rec.response(session.turn) or hang_up()
         else:
-            if ahead is None or session != seen:
+            if ahead is None or (session is not seen and session != seen):
                 ahead = _advance(call_id, session, session.turn + 1, LegEnded("bridged"))
             body, new = ahead
             saved = new, new.new_trail(session)

@@ -146,8 +146,13 @@ def _decide_then_commit(call_id: str, decide: Callable[[Session | None], _Plan])
     store = _store()
     seen = store.get_session(call_id)
     plan = decide(seen)
+    if plan.after is not None:
+        plan.after.to_json()  # serialised here, not under the lock (Session keeps it)
+        if plan.after.status == "queued" or plan.abandon:
+            _routing().prepare()
     with store.transaction(call_id) as rec:
-        if rec.session != seen:
+        # Unchanged, the store's session is the very object read above (Session.from_json).
+        if rec.session is not seen and rec.session != seen:
             plan = decide(rec.session)
         plan.commit(rec)
     if plan.after is not None:
