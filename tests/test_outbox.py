@@ -79,7 +79,7 @@ def test_each_intent_is_recorded_once_and_claimed_by_one_sender(tmp_path, make):
         claims = list(pool.map(lambda _: outbox.claim(10.0), range(8)))
     assert sum(len(c) for c in claims) == 1
     assert outbox.delivered("CA1", "bob") is False
-    outbox.sent(intent.key)
+    outbox.sent([intent.key])
     assert outbox.delivered("CA1", "bob") is True and outbox.claim(99.0) == []
     assert outbox.prune(-1.0) == 0 and outbox.prune(0.5) == 1  # kept a while, then forgotten
     assert outbox.counts() == {}

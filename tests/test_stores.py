@@ -224,7 +224,7 @@ def test_outbox_users_and_floor_events_are_shared_by_the_hosts(backend):
     assert stores.outbox_of(one).failed(intent.key, "timeout", 10.0) is False  # retried later
     assert stores.outbox_of(two).claim(10.1) == []  # backing off
     (again,) = stores.outbox_of(two).claim(20.0)
-    stores.outbox_of(two).sent(again.key)
+    stores.outbox_of(two).sent([again.key])
     assert stores.outbox_of(one).delivered("CA1", "bob") is True
     assert stores.outbox_of(one).counts() == {"sent": 1}
     assert stores.outbox_of(two).prune(0.5) == 1 and stores.outbox_of(one).counts() == {}

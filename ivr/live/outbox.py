@@ -64,15 +64,19 @@ class Intent:
 
 
 class Outbox(Protocol):
-    def add(self, intents: list[Intent], now: float) -> None:
-        """Record intents, inside the caller's open routing transaction."""
+    def add(self, intents: list[Intent], now: float, claimed: bool = False) -> None:
+        """Record intents, inside the caller's open routing transaction; ``claimed``:
+        already claimed by this process's sender, which is handed them after the commit
+        (no claim transaction; another sender takes them over only after ``CLAIM_TTL_S``)."""
         ...
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
         """Take up to ``limit`` due intents for sending (each claimed by one sender)."""
         ...
 
-    def sent(self, key: str) -> None: ...
+    def sent(self, keys: list[str]) -> None:
+        """Twilio took these intents (one transaction for a sender's batch)."""
+        ...
 
     def failed(self, key: str, error: str, now: float) -> bool:
         """Record a failed try; True when it was the last (the intent is given up)."""
@@ -112,13 +116,14 @@ class SqlOutbox:
         self._tx = write or (lambda: immediate(connect()))
         connect().executescript(SCHEMA)
 
-    def add(self, intents: list[Intent], now: float) -> None:
+    def add(self, intents: list[Intent], now: float, claimed: bool = False) -> None:
+        state, claimed_at = ("sending", now) if claimed else ("pending", None)
         self._connect().executemany(
             "INSERT INTO outbox (key, kind, call_id, agent_id, target, state, "
-            "due_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "due_at, claimed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO NOTHING",
-            [(i.key, i.kind, i.call_id, i.agent_id, f"{i.to} {i.from_}".strip(), _due(now, n),
-              now) for n, i in enumerate(intents)])
+            [(i.key, i.kind, i.call_id, i.agent_id, f"{i.to} {i.from_}".strip(), state,
+              _due(now, n), claimed_at, now) for n, i in enumerate(intents)])
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         with self._tx() as conn:
@@ -146,9 +151,12 @@ class SqlOutbox:
             out.append(Intent(key, kind, call_id, agent_id, to, from_, int(tries)))
         return out
 
-    def sent(self, key: str) -> None:
-        self._write("UPDATE outbox SET state = 'sent', tries = tries + 1, error = NULL "
-                    "WHERE key = ?", (key,))
+    def sent(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        with self._tx() as conn:
+            conn.executemany("UPDATE outbox SET state = 'sent', tries = tries + 1, "
+                             "error = NULL WHERE key = ?", [(k,) for k in keys])
 
     def failed(self, key: str, error: str, now: float) -> bool:
         rows = self._write("SELECT tries FROM outbox WHERE key = ?", (key,))
@@ -183,12 +191,13 @@ class MemoryOutbox:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def add(self, intents: list[Intent], now: float) -> None:
+    def add(self, intents: list[Intent], now: float, claimed: bool = False) -> None:
         with self._lock:
             for n, i in enumerate(intents):
-                self.rows.setdefault(i.key, {"intent": i, "state": "pending", "tries": 0,
-                                             "due_at": _due(now, n), "claimed_at": None,
-                                             "created_at": now})
+                self.rows.setdefault(i.key, {
+                    "intent": i, "state": "sending" if claimed else "pending", "tries": 0,
+                    "due_at": _due(now, n), "claimed_at": now if claimed else None,
+                    "created_at": now})
 
     def claim(self, now: float, limit: int = 16) -> list[Intent]:
         with self._lock:
@@ -204,10 +213,11 @@ class MemoryOutbox:
                         break
             return out
 
-    def sent(self, key: str) -> None:
+    def sent(self, keys: list[str]) -> None:
         with self._lock:
-            self.rows[key]["state"] = "sent"
-            self.rows[key]["tries"] += 1
+            for key in keys:
+                self.rows[key]["state"] = "sent"
+                self.rows[key]["tries"] += 1
 
     def failed(self, key: str, error: str, now: float) -> bool:
         with self._lock:

@@ -23,7 +23,7 @@ import logging
 import math
 import secrets
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +134,8 @@ class Connect:
 
     call_id: str
     agent_id: str
+    #: Recorded already claimed by this process's sender: handed to it by :meth:`run`.
+    intent: Intent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class RingBack:
     agent_id: str
     to: str
     from_: str
+    intent: Intent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,8 @@ class LiveRouting:
     #: The conference rooms' status callbacks (where each call's room stands).
     rooms: FloorLog | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
+    #: Intents this process recorded already claimed, committed, not yet sent.
+    _mine: deque[Intent] = field(default_factory=deque)
 
     # ----------------------------------------------------------- call side
 
@@ -208,7 +213,9 @@ class LiveRouting:
             log.info("routed", extra={"call_id": call.id, "queue": call.queue,
                                       "decision": decision.kind.value,
                                       "agent": decision.agent_id})
-            return self._effects(router, [decision])
+            # Claimed as recorded: every caller of enqueue and admit runs the effects
+            # after the commit, which hands them to this process's sender.
+            return self._effects(router, [decision], claim=True)
 
     def abandon(self, call_id: str, now: dt.datetime) -> list[Effect]:
         with self.state.update() as router:
@@ -400,23 +407,29 @@ class LiveRouting:
 
     # ----------------------------------------------------------- effects
 
-    def _effects(self, router: Router, decisions: Iterable[Decision]) -> list[Effect]:
+    def _effects(self, router: Router, decisions: Iterable[Decision], claim: bool = False
+                 ) -> list[Effect]:
         """The REST requests the decisions need, recorded in the outbox inside the same
-        routing transaction (so a committed reservation always has its request)."""
+        routing transaction (so a committed reservation always has its request).
+        ``claim``: recorded claimed by this process's sender, which :meth:`run` hands them
+        to after the commit, saving the sender a claim transaction per call."""
         out: list[Effect] = []
         intents: list[Intent] = []
+        claim = claim and getattr(self.telephony, "configured", True)  # (nothing is sent)
         for d in decisions:
             if d.kind is not DecisionKind.OFFERED or d.agent_id is None:
                 continue
             callback = _callback_of(router, d.call_id)
             if callback:
-                out.append(RingBack(d.call_id, d.agent_id, callback["to"], callback["from"]))
-                intents.append(Intent(f"ring:{d.call_id}:{d.agent_id}:{d.seq}", "ring",
-                                      d.call_id, d.agent_id, callback["to"], callback["from"]))
+                intent = Intent(f"ring:{d.call_id}:{d.agent_id}:{d.seq}", "ring", d.call_id,
+                                d.agent_id, callback["to"], callback["from"])
+                out.append(RingBack(d.call_id, d.agent_id, callback["to"], callback["from"],
+                                    intent if claim else None))
             else:
-                out.append(Connect(d.call_id, d.agent_id))
-                intents.append(Intent(f"connect:{d.call_id}:{d.agent_id}:{d.seq}", "connect",
-                                      d.call_id, d.agent_id))
+                intent = Intent(f"connect:{d.call_id}:{d.agent_id}:{d.seq}", "connect",
+                                d.call_id, d.agent_id)
+                out.append(Connect(d.call_id, d.agent_id, intent if claim else None))
+            intents.append(intent)
         if intents and not getattr(self.telephony, "configured", True):
             # No Twilio account: nothing can be sent, so nothing is queued or retried; the
             # offer stands for an agent who accepts on their desktop or through the API.
@@ -424,15 +437,17 @@ class LiveRouting:
                 log.error("cannot connect the call to its agent: TWILIO_ACCOUNT_SID is not "
                           "set", extra={"call_id": i.call_id, "agent": i.agent_id})
         elif intents:
-            self.outbox.add(intents, wall_clock())
+            self.outbox.add(intents, wall_clock(), claimed=claim)
         return out
 
     def run(self, effects: Iterable[Effect]) -> None:
         """After the routing transaction committed: have the recorded REST requests sent.
         With a background sender (``ivr serve``) this only wakes it, so no REST call runs
         inside a webhook; without one (tests, ``ivr call``) they are sent now."""
-        if not list(effects):
+        effects = list(effects)
+        if not effects:
             return
+        self._mine.extend(i for e in effects if (i := getattr(e, "intent", None)) is not None)
         if self.background:
             self._wake.set()
         else:
@@ -441,20 +456,22 @@ class LiveRouting:
     def deliver(self, pool: ThreadPoolExecutor | None = None) -> int:
         """Send every due intent of the outbox (in ``pool`` when given); returns how many
         were tried. A failure is retried with backoff; the last one hands the call back."""
-        intents = self.outbox.claim(wall_clock())
+        intents = []
+        while self._mine:  # (deque.popleft is atomic: run() may add meanwhile)
+            intents.append(self._mine.popleft())
+        intents += self.outbox.claim(wall_clock())
         by_call: dict[str, list[Intent]] = defaultdict(list)
         for intent in intents:  # in the order recorded
             by_call[intent.call_id].append(intent)
 
-        def send_all(mine: list[Intent]) -> None:  # one call's requests one after another
-            for intent in mine:
-                self._send(intent)
+        def send_all(mine: list[Intent]) -> list[str]:  # one call's, one after another
+            return [i.key for i in mine if self._send(i)]
 
         if pool is None:
-            for mine in by_call.values():
-                send_all(mine)
+            sent = [key for mine in by_call.values() for key in send_all(mine)]
         else:
-            list(pool.map(send_all, by_call.values()))
+            sent = [key for keys in pool.map(send_all, by_call.values()) for key in keys]
+        self.outbox.sent(sent)  # one transaction for the batch
         return len(intents)
 
     def sender_loop(self, stop: threading.Event, threads: int = 8) -> None:
@@ -474,7 +491,9 @@ class LiveRouting:
                 except Exception:
                     log.exception("outbox sender failed; will try again")
 
-    def _send(self, intent: Intent) -> None:
+    def _send(self, intent: Intent) -> bool:
+        """Send one intent; True when Twilio took it (the caller marks it sent). A failure
+        is recorded for a retry, or, at the last try, hands the call back to the router."""
         if self.public_url is None:
             error = "cannot connect calls: set IVR_PUBLIC_URL (the URL Twilio reaches)"
         else:
@@ -495,12 +514,11 @@ class LiveRouting:
             except TelephonyError as exc:
                 error = str(exc)
             else:
-                self.outbox.sent(intent.key)
                 log.info("agent reserved; connecting" if intent.kind in ("connect", "ring")
                          else "call's room changed", extra={
                              "call_id": intent.call_id, "agent": intent.agent_id,
                              "how": intent.kind})
-                return
+                return True
         count("twilio_rest_failures")
         self.on_rest_failure()
         final = self.outbox.failed(intent.key, error, wall_clock())
@@ -511,6 +529,7 @@ class LiveRouting:
         if final:
             count("twilio_rest_given_up")
             self.run(self.telephony_failed(intent, self.clock()))
+        return False
 
     # ----------------------------------------------------------- conference bridge
 
