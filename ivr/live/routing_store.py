@@ -47,6 +47,12 @@ CLAMPS = "clock_clamps"
 #: operations, ~1 % of a worker's CPU in bench_live).
 CLOCK_SKEW_S = 1.0
 
+#: Records between snapshots. A snapshot costs in proportion to the router (about 30 ms of
+#: CPU at 1,000 agents): every 500 records it took 3 % of a worker's CPU on the live call
+#: path (``scripts/bench_live.py``, py-spy); a process starting replays at most twice this
+#: many records (about 20 µs each) after the newest snapshot.
+SNAPSHOT_EVERY = 2000
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS routing_journal (
     seq   INTEGER PRIMARY KEY,
@@ -173,7 +179,8 @@ class JournalRoutingState:
     ``background_snapshots`` a daemon thread does this when one is due (``ivr serve``);
     otherwise the thread whose operation made it due does it after its update."""
 
-    def __init__(self, db: RoutingDB, policy: RoutingPolicy, *, snapshot_every: int = 500,
+    def __init__(self, db: RoutingDB, policy: RoutingPolicy, *,
+                 snapshot_every: int = SNAPSHOT_EVERY,
                  snapshot_seconds: float = 60.0, background_snapshots: bool = False,
                  wall: Callable[[], float] = time.time) -> None:
         self.db = db

@@ -68,6 +68,10 @@ def rest_failure() -> None:
     _m()["rest_failures"].inc()
 
 
+#: The request histogram's series by (route, method, status), looked up once each.
+_CHILDREN: dict[tuple[str, str, int], Any] = {}
+
+
 def install(app: Flask) -> None:
     """Time every request by its route, and register ``/metrics``."""
 
@@ -81,8 +85,12 @@ def install(app: Flask) -> None:
         if started is not None and request.endpoint != "metrics.metrics":
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
             try:
-                _m()["requests"].labels(route, request.method, str(response.status_code)
-                                        ).observe(time.perf_counter() - started)
+                key = (route, request.method, response.status_code)
+                child = _CHILDREN.get(key)
+                if child is None:
+                    child = _CHILDREN[key] = _m()["requests"].labels(
+                        route, request.method, str(response.status_code))
+                child.observe(time.perf_counter() - started)
             except Exception:  # counting must never turn a caller's answer into a 500
                 log.exception("request not counted in /metrics")
         return response

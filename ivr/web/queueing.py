@@ -134,11 +134,13 @@ def connect() -> Response:
     call_id = query_call_sid()
     agent_id = _agent_param()
     routing = _routing()
-    known, timeout = routing.state.query(lambda router: (
-        call_id in router.calls, int(router.policy.reservation.timeout_seconds)))
+    known, timeout, mine = routing.state.query(lambda router: (
+        call_id in router.calls, int(router.policy.reservation.timeout_seconds),
+        (call := router.calls.get(call_id)) is not None and call.agent_id == agent_id
+        and call.state.value in ("reserved", "connected")))
     # Reserved, or already accepted (even completed) by this agent through the API before
     # Twilio fetched this URL: either way the caller is bridged to them.
-    held = routing.assignment(call_id, agent_id) is not None
+    held = mine or routing.assignment(call_id, agent_id) is not None
     contact = routing.state.contact(agent_id)
     if not held or contact is None:
         log.warning("connect for a reservation that no longer holds", extra={
