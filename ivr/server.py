@@ -13,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 from ivr.flows.registry import FlowRegistry
 from ivr.logs import configure_logging
 from ivr.web import INSECURE_BANNER, create_app
+from ivr.web.admission import ActiveLimit
 from ivr.web.settings import Settings, check_tokens
 
 log = logging.getLogger("ivr.server")
@@ -55,6 +56,7 @@ def serve(settings: Settings, host: str, port: int, workers: int,
         bar = "!" * 78
         print(f"{bar}\n{INSECURE_BANNER}\n{bar}", file=sys.stderr, flush=True)
     app = create_app(settings, registry=registry)
+    app.wsgi_app = ActiveLimit(app.wsgi_app, settings.active_requests)  # type: ignore[method-assign]
     log.info("serving", extra={"bind": f"{host}:{port}", "workers": workers,
                                "flows": sorted(registry.flows), "data_dir": str(settings.data_dir),
                                "store": settings.store})

@@ -50,6 +50,9 @@ class Settings:
     agent_bridge: str = "dial"
     #: How long a webhook waits for the store's write lock before the safe path.
     store_busy_timeout_s: float = 3.0
+    #: Webhooks and other writes running at once per worker process under ``ivr serve``
+    #: (``IVR_ACTIVE_REQUESTS``; see ivr.web.admission). Pages and streams are not counted.
+    active_requests: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +84,12 @@ class Settings:
                           ("IVR_AGENT_BRIDGE", "agent_bridge")):
             if env.get(var):
                 values[name] = env[var]
+        if env.get("IVR_ACTIVE_REQUESTS"):
+            raw = env["IVR_ACTIVE_REQUESTS"].strip()
+            if not raw.isdigit() or int(raw) < 1:
+                raise IVRError(f"IVR_ACTIVE_REQUESTS: '{raw}' is not a whole number of at "
+                               "least 1")
+            values["active_requests"] = int(raw)
         if env.get("IVR_ALLOWED_HOSTS"):
             values["allowed_hosts"] = tuple(
                 h.strip().lower() for h in env["IVR_ALLOWED_HOSTS"].split(",") if h.strip())
