@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ivr.errors import IVRError
-from ivr.web.admission import ActiveLimit
+from ivr.web.admission import ActiveLimit, FairSlots
 from ivr.web.settings import Settings
 
 
@@ -58,6 +58,28 @@ def test_no_more_writes_run_at_once_than_the_limit_and_every_body_is_closed():
     assert inner.closed == 36
 
 
+def test_slots_go_to_waiters_in_the_order_they_came():
+    slots = FairSlots(1)
+    assert slots.acquire(1)
+    order: list[int] = []
+
+    def waiter(k: int) -> None:
+        assert slots.acquire(5)
+        order.append(k)
+        slots.release()
+
+    threads = []
+    for k in range(6):
+        threads.append(threading.Thread(target=waiter, args=(k,)))
+        threads[-1].start()
+        time.sleep(0.02)  # each waits before the next comes
+    slots.release()
+    for t in threads:
+        t.join(5)
+    assert order == list(range(6))
+    assert slots.acquire(0)  # and the slot is free again at the end
+
+
 def test_reads_never_wait_for_a_slot():
     gate = threading.Event()
     inner = SlowApp(gate, pause_s=0)
@@ -97,5 +119,5 @@ def test_a_bad_limit_is_refused_naming_the_variable(value):
 
 
 def test_the_limit_comes_from_the_environment():
-    assert Settings.from_env({}).active_requests == 4
+    assert Settings.from_env({}).active_requests == 2
     assert Settings.from_env({"IVR_ACTIVE_REQUESTS": "8"}).active_requests == 8

@@ -52,7 +52,7 @@ class Settings:
     store_busy_timeout_s: float = 3.0
     #: Webhooks and other writes running at once per worker process under ``ivr serve``
     #: (``IVR_ACTIVE_REQUESTS``; see ivr.web.admission). Pages and streams are not counted.
-    active_requests: int = 4
+    active_requests: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
