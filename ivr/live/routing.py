@@ -256,21 +256,16 @@ class LiveRouting:
         """Where the call stands with this agent: ``reserved``, ``connected`` (accepted,
         through the API or by picking up), ``completed`` (the agent already closed it,
         possibly before the caller was bridged), or None (not theirs)."""
-        def held(router: Router) -> str | None:
-            call = router.calls.get(call_id)
-            if call is None:
-                return ""
-            if call.agent_id == agent_id and call.state.value in ("reserved", "connected"):
-                return str(call.state.value)
-            return None
-
-        found = self.state.query(held)
+        found = self.state.query(lambda router: standing(router, call_id, agent_id))
         if found != "":
             return found
+        return "completed" if self.completed_by(call_id, agent_id) else None
+
+    def completed_by(self, call_id: str, agent_id: str) -> bool:
+        """The call, gone from the router, ended completed by this agent."""
         last = next((d for d in reversed(self.state.decisions(call_id))
                      if d.get("kind") in ("completed", "abandoned")), None)
-        ok = last is not None and last["kind"] == "completed" and last["agent_id"] == agent_id
-        return "completed" if ok else None
+        return last is not None and last["kind"] == "completed" and last["agent_id"] == agent_id
 
     def agent_answered(self, call_id: str, agent_id: str, now: dt.datetime) -> bool:
         """The agent picked up (the whisper was requested): the reservation is accepted.
@@ -666,6 +661,18 @@ def minutes_phrase(seconds: float | None) -> str | None:
         return "less than a minute"
     minutes = math.ceil(seconds / 60)
     return f"about {minutes} minutes"
+
+
+def standing(router: Router, call_id: str, agent_id: str) -> str | None:
+    """The call's state with this agent while the router holds it: ``reserved`` or
+    ``connected``, None when it is not theirs, "" when the router no longer holds the call
+    (:meth:`LiveRouting.completed_by` then tells)."""
+    call = router.calls.get(call_id)
+    if call is None:
+        return ""
+    if call.agent_id == agent_id and call.state.value in ("reserved", "connected"):
+        return str(call.state.value)
+    return None
 
 
 def _nothing(router: Router) -> None:

@@ -20,7 +20,7 @@ from ivr.engine.core import GENERAL_QUEUE
 from ivr.engine.trust import WHISPER, trust_level
 from ivr.floor import FloorEvent, FloorLog, pending_consult
 from ivr.live.conference import agent_label, event_of, room_name
-from ivr.live.routing import minutes_phrase
+from ivr.live.routing import minutes_phrase, standing
 from ivr.twiml import (
     Links,
     callback_booked,
@@ -134,13 +134,13 @@ def connect() -> Response:
     call_id = query_call_sid()
     agent_id = _agent_param()
     routing = _routing()
-    known, timeout, mine = routing.state.query(lambda router: (
-        call_id in router.calls, int(router.policy.reservation.timeout_seconds),
-        (call := router.calls.get(call_id)) is not None and call.agent_id == agent_id
-        and call.state.value in ("reserved", "connected")))
+    found, timeout = routing.state.query(lambda router: (
+        standing(router, call_id, agent_id), int(router.policy.reservation.timeout_seconds)))
+    known = found != ""
     # Reserved, or already accepted (even completed) by this agent through the API before
-    # Twilio fetched this URL: either way the caller is bridged to them.
-    held = mine or routing.assignment(call_id, agent_id) is not None
+    # Twilio fetched this URL: either way the caller is bridged to them (as
+    # LiveRouting.assignment, from the one read of the router).
+    held = found not in (None, "") or (not known and routing.completed_by(call_id, agent_id))
     contact = routing.state.contact(agent_id)
     if not held or contact is None:
         log.warning("connect for a reservation that no longer holds", extra={
