@@ -434,19 +434,19 @@ def main() -> int:
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="ivr-bench-live-") as tmp:
         work = Path(tmp)
-        for backend, hosts_n, agents, waiting in configs:
-            # The baseline just before each configuration: on a shared machine the load
-            # of other work moves both alike only when they run minutes, not seconds, apart.
-            with baseline(args, work, token) as base_url:
+        # One baseline server for the run; each configuration measures it in turns with
+        # its own load (run_config), so both see the same moments of the machine.
+        with baseline(args, work, token) as base_url:
+            for backend, hosts_n, agents, waiting in configs:
                 row = run_config(backend, hosts_n, agents, waiting, args, work, token, base_url)
-            base = row["baseline_req_per_s"]
-            if args.json:
-                print(json.dumps(row), flush=True)
-            else:
-                print(f"{backend:8} hosts={hosts_n} agents={agents:>6} waiting={waiting:>5}: "
-                      f"{row['req_per_s']:>7} req/s (baseline {base}), p50 {row['p50_ms']} ms, "
-                      f"p99 {row['p99_ms']} ms, routing op p50 {row['routing_op_p50_ms']} ms "
-                      f"p99 {row['routing_op_p99_ms']} ms, errors {row['errors']}", flush=True)
+                base = row["baseline_req_per_s"]
+                if args.json:
+                    print(json.dumps(row), flush=True)
+                else:
+                    print(f"{backend:8} hosts={hosts_n} agents={agents:>6} waiting={waiting:>5}: "
+                          f"{row['req_per_s']:>7} req/s (baseline {base}), p50 {row['p50_ms']} ms, "
+                          f"p99 {row['p99_ms']} ms, routing op p50 {row['routing_op_p50_ms']} ms "
+                          f"p99 {row['routing_op_p99_ms']} ms, errors {row['errors']}", flush=True)
     return 0
 
 
