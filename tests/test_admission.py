@@ -121,3 +121,10 @@ def test_a_bad_limit_is_refused_naming_the_variable(value):
 def test_the_limit_comes_from_the_environment():
     assert Settings.from_env({}).active_requests == 2
     assert Settings.from_env({"IVR_ACTIVE_REQUESTS": "8"}).active_requests == 8
+
+
+def test_batch_scheduling_is_a_yes_no_setting():
+    assert Settings.from_env({}).batch_scheduling is True
+    assert Settings.from_env({"IVR_BATCH_SCHEDULING": "0"}).batch_scheduling is False
+    with pytest.raises(IVRError, match="IVR_BATCH_SCHEDULING"):
+        Settings.from_env({"IVR_BATCH_SCHEDULING": "sometimes"})

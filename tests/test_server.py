@@ -3,8 +3,12 @@ twilio library's RequestValidator, a restart mid-call, concurrent calls."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import KNOWN_CALLER, always_open_flows, call_sid
@@ -49,5 +53,27 @@ def test_concurrent_calls_on_two_workers(tmp_path):
 
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(one_call, range(24)))
+        # the workers run under SCHED_BATCH (ivr.server.tune_process), inherited at fork
+        workers = _children(srv.proc.pid)
+        assert len(workers) == 2
+        assert {os.sched_getscheduler(pid) for pid in workers} == {os.SCHED_BATCH}
     assert all(r.ended_by == "enqueue" and r.queue == "cards" for r in results), \
         [r.ended_by for r in results]
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]
+
+
+@pytest.mark.parametrize(("value", "policy"), [(None, "SCHED_BATCH"), ("0", "SCHED_OTHER")])
+def test_scheduling_policy_follows_the_setting(value, policy):
+    env = {k: v for k, v in os.environ.items() if k != "IVR_BATCH_SCHEDULING"}
+    if value is not None:
+        env["IVR_BATCH_SCHEDULING"] = value
+    code = ("import os; os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)); "
+            "from ivr.server import tune_process; from ivr.web.settings import "
+            "Settings; tune_process(Settings.from_env()); print(os.sched_getscheduler(0))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert int(out) == getattr(os, policy)

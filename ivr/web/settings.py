@@ -53,6 +53,9 @@ class Settings:
     #: Webhooks and other writes running at once per worker process under ``ivr serve``
     #: (``IVR_ACTIVE_REQUESTS``; see ivr.web.admission). Pages and streams are not counted.
     active_requests: int = 2
+    #: Run ``ivr serve``'s processes under Linux's SCHED_BATCH policy
+    #: (``IVR_BATCH_SCHEDULING``; see ivr.server.tune_process).
+    batch_scheduling: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -69,6 +72,9 @@ class Settings:
         if "IVR_VALIDATE_SIGNATURES" in env:
             values["validate_signatures"] = _flag("IVR_VALIDATE_SIGNATURES",
                                                   env["IVR_VALIDATE_SIGNATURES"])
+        if "IVR_BATCH_SCHEDULING" in env:
+            values["batch_scheduling"] = _flag("IVR_BATCH_SCHEDULING",
+                                               env["IVR_BATCH_SCHEDULING"])
         for var, name in (("IVR_PUBLIC_URL", "public_url"), ("IVR_ADMIN_TOKEN", "admin_token"),
                           ("IVR_AGENT_TOKEN", "agent_token"),
                           ("TWILIO_ACCOUNT_SID", "account_sid"),
