@@ -16,11 +16,13 @@ twilio library) under the same gunicorn, workers and load, measured in the same 
 alike); ``ratio`` is ``req_per_s / baseline_req_per_s``. ``server_cpu_ms_per_req`` is the
 servers' CPU time (all processes) per request over the run.
 
-At saturation the clients are never idle, so by Little's law their mean latency is
-CLIENTS / req_per_s (16 clients at 320 req/s: 50 ms): a p99 under 50 ms there needs
-several times that throughput. ``--clients 4`` shows the path's latency below saturation.
+The clients are never idle, so by Little's law their mean latency is CLIENTS / req_per_s:
+past the load that saturates the path, more clients only lengthen the queue in front of
+it (16 clients at 400 req/s wait 40 ms on average, whatever the path costs). The default
+load, 8 clients, is the fewest that saturate it here (see ``CLIENTS``); ``--clients``
+shows the curve either side. ``baseline_p99_ms`` is the baseline's own p99 at that load.
 
-    python scripts/bench_live.py [--json] [--seconds 8] [--clients 16] [--workers 2]
+    python scripts/bench_live.py [--json] [--seconds 8] [--clients 8] [--workers 2]
                                  [--only sqlite|postgres] [--agents N] [--waiting N]
                                  [--database-url URL]
 """
@@ -59,6 +61,10 @@ ADMIN, AGENT = secrets.token_hex(16), secrets.token_hex(16)
 WAIT = "ivr_routing_lock_wait_seconds"
 #: How long a caller waits for the redirect to their agent before it counts as an error.
 REDIRECT_WAIT_S = 3.0
+#: Load generator threads: the fewest that saturate the path on the 2-core machine (one
+#: sitting, SQLite, 1,000 agents: 4 clients 258-280 req/s, 8 clients 366-444, 16 clients
+#: 340-409, 32 clients 210-250: past 8 the rate stays or falls and only the queue grows).
+CLIENTS = 8
 #: Length of one turn of the baseline's load or a configuration's (seconds).
 SLICE_S = 2.0
 CALLER = "+14155550102"  # a known customer of the example bank: "2" is cards
@@ -274,7 +280,7 @@ def seed(state: Any, agents: int, waiting: int) -> None:
 
 
 def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argparse.Namespace,
-               work: Path, token: str, base_url: str) -> dict[str, Any]:
+               work: Path, token: str, base: tuple[str, int]) -> dict[str, Any]:
     from routing import load_policy
 
     flows = work / "flows"
@@ -322,6 +328,7 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
             t.join()
         urls = [s.url for s in servers]
         load(urls, token, 1.0, 2, True, stand_in)  # warm up every worker
+        base_url, base_pid = base
         load([base_url], token, 0.5, 2, False, None)
         before = histogram(urls)
         waited_before = histogram(urls, WAIT)
@@ -331,15 +338,18 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
         # shared machine's other work then weighs on both alike (run one after the
         # other, seconds apart, the ratio moved by a third between identical runs).
         n = base_n = 0
-        elapsed = base_elapsed = cpu = 0.0
+        elapsed = base_elapsed = cpu = base_cpu = 0.0
         lat: list[float] = []
+        base_lat: list[float] = []
         errors: list[str] = []
         slices = max(1, round(args.seconds / SLICE_S))
         for _ in range(slices):
-            t0 = time.perf_counter()
-            k, _, base_errors = load([base_url], token, args.seconds / slices, args.clients,
-                                     False, None)
+            cpu0, t0 = cpu_seconds([base_pid]), time.perf_counter()
+            k, more_base, base_errors = load([base_url], token, args.seconds / slices,
+                                             args.clients, False, None)
             base_elapsed += time.perf_counter() - t0
+            base_cpu += cpu_seconds([base_pid]) - cpu0
+            base_lat += more_base
             base_n += k
             if base_errors:
                 raise RuntimeError(f"baseline answered errors: {sorted(set(base_errors))[:3]}")
@@ -363,23 +373,26 @@ def run_config(backend: str, hosts_n: int, agents: int, waiting: int, args: argp
 
             with psycopg.connect(args.database_url, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    base = round(base_n / base_elapsed, 1)
+    base_rate = round(base_n / base_elapsed, 1)
     return {"backend": backend, "hosts": hosts_n, "agents": agents, "waiting": waiting,
-            "req_per_s": round(n / elapsed, 1), "baseline_req_per_s": base,
-            "ratio": round(n / elapsed / base, 3), "p50_ms": round(pct(lat, 0.5) * 1000, 1),
+            "req_per_s": round(n / elapsed, 1), "baseline_req_per_s": base_rate,
+            "ratio": round(n / elapsed / base_rate, 3),
+            "baseline_p99_ms": round(pct(base_lat, 0.99) * 1000, 1),
+            "p50_ms": round(pct(lat, 0.5) * 1000, 1),
             "p99_ms": round(pct(lat, 0.99) * 1000, 1),
             "routing_op_p50_ms": round(hist_quantile(before, after, 0.5) * 1000, 2),
             "routing_op_p99_ms": round(hist_quantile(before, after, 0.99) * 1000, 2),
             "routing_wait_p50_ms": round(hist_quantile(waited_before, waited, 0.5) * 1000, 2),
             "routing_wait_p99_ms": round(hist_quantile(waited_before, waited, 0.99) * 1000, 2),
             "server_cpu_ms_per_req": round(1000 * cpu / n, 2) if n else None,
+            "baseline_cpu_ms_per_req": round(1000 * base_cpu / base_n, 2) if base_n else None,
             "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             **({"routes": routes} if args.routes else {})}
 
 
 @contextmanager
-def baseline(args: argparse.Namespace, work: Path, token: str) -> Iterator[str]:
-    """The baseline app under gunicorn, same workers; yields its URL."""
+def baseline(args: argparse.Namespace, work: Path, token: str) -> Iterator[tuple[str, int]]:
+    """The baseline app under gunicorn, same workers; yields its URL and process id."""
     app_dir = work / "baseline"
     app_dir.mkdir(exist_ok=True)
     (app_dir / "baseline_app.py").write_text(BASELINE_APP)
@@ -397,7 +410,7 @@ def baseline(args: argparse.Namespace, work: Path, token: str) -> Iterator[str]:
                     break
             except OSError:
                 time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -407,7 +420,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="one JSON line per configuration")
     ap.add_argument("--seconds", type=float, default=8.0, help="load time per configuration")
-    ap.add_argument("--clients", type=int, default=16, help="load generator threads")
+    ap.add_argument("--clients", type=int, default=CLIENTS, help="load generator threads")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers per host")
     ap.add_argument("--only", choices=["sqlite", "postgres"], help="one backend only")
     ap.add_argument("--routes", action="store_true",
@@ -436,15 +449,15 @@ def main() -> int:
         work = Path(tmp)
         # One baseline server for the run; each configuration measures it in turns with
         # its own load (run_config), so both see the same moments of the machine.
-        with baseline(args, work, token) as base_url:
+        with baseline(args, work, token) as base:
             for backend, hosts_n, agents, waiting in configs:
-                row = run_config(backend, hosts_n, agents, waiting, args, work, token, base_url)
-                base = row["baseline_req_per_s"]
+                row = run_config(backend, hosts_n, agents, waiting, args, work, token, base)
+                rate = row["baseline_req_per_s"]
                 if args.json:
                     print(json.dumps(row), flush=True)
                 else:
                     print(f"{backend:8} hosts={hosts_n} agents={agents:>6} waiting={waiting:>5}: "
-                          f"{row['req_per_s']:>7} req/s (baseline {base}), p50 {row['p50_ms']} ms, "
+                          f"{row['req_per_s']:>7} req/s (baseline {rate}), p50 {row['p50_ms']} ms, "
                           f"p99 {row['p99_ms']} ms, routing op p50 {row['routing_op_p50_ms']} ms "
                           f"p99 {row['routing_op_p99_ms']} ms, errors {row['errors']}", flush=True)
     return 0
