@@ -250,8 +250,22 @@ class _Features:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and values of one prepared utterance's feature row.
 
-        ``dense``: its :meth:`dense_one` row when the caller already has it (computed
-        once per utterance, shared with the nearest-examples vote)."""
+        ``dense``: its :meth:`dense_one` row when the caller already has it."""
+        idx, val = self.tfidf_one(prepared)
+        if not len(idx) or not self.with_vectors:
+            return idx, val
+        dense = self.dense_one(prepared) if dense is None else dense
+        cols = np.arange(self._dense_offset, self.width, dtype=np.int64)
+        return np.concatenate([idx, cols]), np.concatenate([val, dense])
+
+    @property
+    def dense_offset(self) -> int:
+        """First column of the dense block (== the width without vectors)."""
+        return self._dense_offset
+
+    def tfidf_one(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
+        """Column indices and values of the TF-IDF blocks of one prepared utterance's row
+        (both empty when no known n-gram fires)."""
         all_idx: list[np.ndarray] = []
         all_val: list[np.ndarray] = []
         for analyzer, vocab, idf, offset, per_word in self._fast:
@@ -274,11 +288,8 @@ class _Features:
             val /= np.sqrt(np.dot(val, val))
             all_idx.append(idx + offset)
             all_val.append(val)
-        if not all_idx:  # no known n-gram: the word vectors alone are too weak to go on
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        if self.with_vectors:
-            all_idx.append(np.arange(self._dense_offset, self.width, dtype=np.int64))
-            all_val.append(self.dense_one(prepared) if dense is None else dense)
+        if not all_idx:
+            return _NO_IDS, np.empty(0, dtype=np.float32)
         return np.concatenate(all_idx), np.concatenate(all_val)
 
 
@@ -496,14 +507,18 @@ class LinearRecognizer:
         """Softmax of the SVM scores for a :func:`prepare`-d utterance; None if no feature fires."""
         if not prepared:
             return None
-        # The dense row is computed once and shared by the SVM and the kNN vote.
-        dense = self._features.dense_one(prepared) if self._knn is not None else None
-        idx, val = self._features.sparse_one(prepared, dense)
-        if not len(idx):
+        idx, val = self._features.tfidf_one(prepared)
+        if not len(idx):  # no known n-gram: the word vectors alone are too weak to go on
             return None
         scores = val @ self._coef_t[idx] + self._intercept
+        dense = None
+        if self._features.with_vectors:
+            # Computed once, shared by the SVM and the kNN vote; its weights are a
+            # contiguous slice, multiplied in place rather than gathered row by row.
+            dense = self._features.dense_one(prepared)
+            scores += dense @ self._coef_t[self._features.dense_offset :]
         p = _softmax(scores.astype(np.float64) * self.temperature)
-        if self._net is not None and self._knn is not None:  # both or neither
+        if self._net is not None and self._knn is not None and dense is not None:  # all or none
             p = (
                 (1.0 - _NET_WEIGHT - _KNN_WEIGHT) * p
                 + _NET_WEIGHT * self._net.probabilities(prepared)
