@@ -8,7 +8,6 @@ prepared text into the features the classifier sees.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
@@ -93,7 +92,6 @@ def prepare(text: str) -> str:
     return " ".join(out)
 
 
-@functools.lru_cache(maxsize=65536)  # words repeat; each feature block stems them again
 def stem(word: str) -> str:
     """A deliberately light suffix stripper (charged/charges/charging -> charg)."""
     for suffix in _SUFFIXES:
