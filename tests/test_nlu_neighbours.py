@@ -21,7 +21,7 @@ def _clusters(n_classes: int, per_class: int, dims: int, seed: int = 0):
 
 def test_an_exact_duplicate_of_an_example_gets_its_class():
     x, y = _clusters(6, 40, 320)
-    vote = NeighbourVote(x, y, 6)
+    vote = NeighbourVote(x.copy(), y, 6)  # (it centres its argument in place)
     for i in (0, 75, 239):
         p = vote.probabilities(x[i])
         assert int(np.argmax(p)) == y[i]
@@ -31,7 +31,7 @@ def test_an_exact_duplicate_of_an_example_gets_its_class():
 def test_the_coarse_pass_finds_the_exact_nearest_example():
     """More examples than candidates: the two-pass search must still find the closest one."""
     x, y = _clusters(40, 60, 320, seed=1)
-    vote = NeighbourVote(x, y, 40)
+    vote = NeighbourVote(x.copy(), y, 40)
     rng = np.random.default_rng(2)
     exact = vote._examples
     for i in rng.choice(len(y), size=30, replace=False):
@@ -51,7 +51,7 @@ def test_a_near_duplicate_wins_over_a_crowd_of_weaker_neighbours():
     close = np.ones((1, 16), dtype=np.float32) * 4
     x = np.vstack([far, close, -close])
     y = np.array([0] * 30 + [1, 2])
-    p = NeighbourVote(x, y, 3, k=31).probabilities(close[0] * 1.01)
+    p = NeighbourVote(x.copy(), y, 3, k=31).probabilities(close[0] * 1.01)
     assert int(np.argmax(p)) == 1 and p[1] > 0.9
 
 

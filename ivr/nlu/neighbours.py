@@ -41,27 +41,27 @@ class NeighbourVote:
         k: int = K,
         temperature: float = TEMPERATURE,
     ) -> None:
-        """``dense``: the examples' dense feature rows (n x d); ``y``: their class ids."""
+        """``dense``: the examples' dense feature rows (n x d, float32, centred in
+        place); ``y``: their class ids."""
+        # In place where possible (``dense`` is the caller's to give up): every large
+        # temporary freed here is heap the SVM fits that follow may not get back,
+        # and CLINC150's peak is within a few MB of its budget.
         dense = np.asarray(dense, dtype=np.float32)
         self._mean = dense.mean(axis=0)
-        centred = dense - self._mean
+        dense -= self._mean
         # PCA by the eigenvectors of the (d x d) covariance: no (n x d) copy of SVD's.
-        cov = (centred.T @ centred).astype(np.float64)
-        vals, vecs = np.linalg.eigh(cov)
+        vals, vecs = np.linalg.eigh((dense.T @ dense).astype(np.float64))
         order = np.argsort(vals)[::-1][: min(dims, dense.shape[1])]
         self._proj = np.ascontiguousarray(vecs[:, order], dtype=np.float32)
-        self._examples = self._unit(centred @ self._proj)
-        # The first principal axes, contiguous: the coarse pass of similarities().
-        self._coarse = np.ascontiguousarray(self._examples[:, :_COARSE_DIMS])
+        rows = dense @ self._proj
+        rows /= np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-9)[:, None]
+        self._examples = rows
+        # The first principal axes, contiguous: the coarse pass of nearest().
+        self._coarse = np.ascontiguousarray(rows[:, :_COARSE_DIMS])
         self._y = np.asarray(y, dtype=np.int64)
         self.n_classes = n_classes
         self.k = min(k, len(self._y))
         self.temperature = temperature
-
-    @staticmethod
-    def _unit(rows: np.ndarray) -> np.ndarray:
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-        return np.ascontiguousarray(rows / np.maximum(norms, 1e-9)[:, None], dtype=np.float32)
 
     def nearest(self, dense_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Ids and cosines (in the PCA space) of the examples that can be one utterance's
