@@ -6,6 +6,9 @@ plus static word-piece vectors distilled from MiniLM (:mod:`ivr.nlu.vectors`) an
 a static sentence student distilled from it (:mod:`ivr.nlu.student`).
 Model: a linear SVM (one-vs-rest), whose scores are turned into probabilities
 by a softmax with a temperature fitted on a held-out slice of the examples.
+Large example sets average it with the fine-tuned piece network
+(:mod:`ivr.nlu.piecenet`) and a kernel vote of the nearest examples
+(:mod:`ivr.nlu.neighbours`).
 
 Out of scope: examples labelled ``oos`` train a "none of these" class whose
 probability mass is never returned. Flow-sized example sets (up to 2,000) also

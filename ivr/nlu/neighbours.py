@@ -10,15 +10,22 @@ and answers with a softmax-weighted vote of the ``k`` most similar (cosine)
 examples per class. Its errors differ from the two linear models', and its
 probabilities are averaged with theirs (:class:`ivr.nlu.classifier.LinearRecognizer`).
 
-Cost per utterance: one (320 x 128) projection and one (n x 128) float32
-product over the examples (about 0.1 ms for 9,000), then a partial sort.
+Shares, k and the kernel width were chosen on a tenth held out of each Banking77
+training split: the vote lifts it from 92.25 to 93.21 % (ivr/nlu/README.md).
+Cost per utterance: a (320 x 128) projection, a coarse (n x 32) product, the exact
+cosine of at most 200 candidates: ~0.1 ms timed alone, ~0.25 ms on CLINC150's
+15,100 examples in recognition (the coarse matrix is evicted between utterances).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DIMS = 128  # 64/96 read 0.1-0.2 points lower, 320 (no PCA) +0.03 at 3x the cost
+# An earlier attempt (validation splits): 64/96 dims 0.1-0.2 points lower, 320 +0.03
+# at 3x the cost.
+DIMS = 128
+# k 5-40 x width 0.02-0.2 on the held-out tenths: all within 0.4 points, these two
+# within 0.04 of the best (k 10).
 K = 20
 TEMPERATURE = 0.05  # kernel width in cosine units: exp((cos - best) / T)
 _COARSE_DIMS = 32  # the coarse pass of nearest(): 16/24 dims lost answers, 48 no better
