@@ -21,7 +21,16 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ivr.nlu import NLUError, classifier, embeddings, piecenet, student, text, vectors
+from ivr.nlu import (
+    NLUError,
+    classifier,
+    embeddings,
+    neighbours,
+    piecenet,
+    student,
+    text,
+    vectors,
+)
 from ivr.nlu.classifier import MODEL_VERSION, LinearRecognizer, canonical_examples
 
 log = logging.getLogger(__name__)
@@ -99,7 +108,7 @@ def cache_dir() -> Path | None:
 def _code_digest() -> str:
     """Digest of the code that trains and applies models: any edit retrains cached ones."""
     digest = hashlib.sha256(str(MODEL_VERSION).encode())
-    modules = (classifier, text, embeddings, vectors, piecenet, student)
+    modules = (classifier, text, embeddings, vectors, piecenet, student, neighbours)
     files = [Path(m.__file__ or "") for m in modules]
     for path in files + [vectors.VECTORS_FILE, student.STUDENT_FILE]:
         try:

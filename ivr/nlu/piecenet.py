@@ -70,7 +70,9 @@ class PieceNet:
         emb = np.zeros((len(seen), table.dims), dtype=np.float32)
         is_piece = seen < self._n_pieces
         emb[is_piece] = table.table[seen[is_piece]] * self._base_scale
-        self._row = {int(j): i for i, j in enumerate(seen)}
+        # Row of each token id in the kept embedding (-1: no example had it).
+        self._row_of = np.full(self._n_pieces + len(self._vocab), -1, dtype=np.int64)
+        self._row_of[seen] = np.arange(len(seen))
         if epochs is None:  # training time stays bounded: at most ~4,300 batches
             epochs = max(3, min(EPOCHS, _MAX_STEPS * BATCH // max(1, len(lens))))
         self._emb, self._w, self._b = _train(
@@ -104,17 +106,15 @@ class PieceNet:
     def probabilities(self, prepared: str) -> np.ndarray:
         """Softmax over the classes for one prepared utterance (uniform if nothing is known)."""
         ids, weights = self._tokens(prepared)
-        rows = np.empty((len(ids), self._emb.shape[1]), dtype=np.float32)
-        table = None
-        for k, j in enumerate(ids.tolist()):
-            r = self._row.get(j)
-            if r is not None:
-                rows[k] = self._emb[r]
-            elif j < self._n_pieces:  # a word piece no example had: the table's vector
-                table = table or piece_vectors()
-                rows[k] = table.table[j] * self._base_scale
-            else:
-                weights[k] = 0.0
+        # Vectorised look-up: a Python loop over the tokens cost ~0.05 ms per utterance.
+        where = self._row_of[ids]
+        rows = self._emb[where]  # rows of unseen tokens are fixed below
+        unseen = where < 0
+        if unseen.any():
+            pieces = unseen & (ids < self._n_pieces)  # a word piece no example had: the table's
+            if pieces.any():
+                rows[pieces] = piece_vectors().table[ids[pieces]] * self._base_scale
+            weights = np.where(unseen & ~pieces, np.float32(0.0), weights)
         total = float(weights.sum())
         h = (weights @ rows) / total if total > 0 else np.zeros(rows.shape[1], np.float32)
         logits = (h @ self._w + self._b).astype(np.float64)
