@@ -202,14 +202,11 @@ class _Features:
     def _dense(self, prepared: list[str]) -> np.ndarray:
         """The dense block's rows (weighted and centred) for prepared utterances: the
         word-piece vectors, then the sentence student's vector."""
-        vectors, student = piece_vectors(), student_vectors()
-        rows = [vectors.embed(t, self._idf, self._unseen_idf) for t in prepared]
-        parts = [
-            np.vstack(rows) * np.float32(_DENSE_WEIGHT),
-            np.vstack([student.embed(t) for t in prepared]) * np.float32(_STUDENT_WEIGHT),
-        ]
-        dense = np.hstack(parts)
-        return dense - self._dense_mean if len(self._dense_mean) else dense
+        dense = np.empty((len(prepared), piece_vectors().width + student_vectors().dims),
+                         dtype=np.float32)
+        for i, text in enumerate(prepared):
+            dense[i] = self.dense_one(text)
+        return dense
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -236,8 +233,8 @@ class _Features:
         return ids
 
     def dense_one(self, prepared: str) -> np.ndarray:
-        """The dense block's row for one prepared utterance (large example sets only):
-        :meth:`_dense` without its stacking of many rows, which is per-call overhead."""
+        """The dense block's row (weighted, and centred once fitted) for one prepared
+        utterance (large example sets only)."""
         vectors = piece_vectors()
         row = np.empty(vectors.width + student_vectors().dims, dtype=np.float32)
         row[: vectors.width] = vectors.embed(prepared, self._idf, self._unseen_idf)
@@ -248,16 +245,12 @@ class _Features:
             row -= self._dense_mean
         return row
 
-    def sparse_one(
-        self, prepared: str, dense: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and values of one prepared utterance's feature row.
-
-        ``dense``: its :meth:`dense_one` row when the caller already has it."""
+    def sparse_one(self, prepared: str) -> tuple[np.ndarray, np.ndarray]:
+        """Column indices and values of one prepared utterance's feature row."""
         idx, val = self.tfidf_one(prepared)
         if not len(idx) or not self.with_vectors:
             return idx, val
-        dense = self.dense_one(prepared) if dense is None else dense
+        dense = self.dense_one(prepared)
         cols = np.arange(self._dense_offset, self.width, dtype=np.int64)
         return np.concatenate([idx, cols]), np.concatenate([val, dense])
 

@@ -97,19 +97,12 @@ class NeighbourVote:
             cand = cand[np.argpartition(-rough[cand], _CANDIDATES - 1)[:_CANDIDATES]]
         return cand, self._examples[cand] @ q
 
-    def vote(
-        self,
-        ids: np.ndarray,
-        sims: np.ndarray,
-        k: int | None = None,
-        temperature: float | None = None,
-    ) -> np.ndarray:
+    def vote(self, ids: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Class probabilities from the ``k`` most similar of examples ``ids`` (cosines
         ``sims``), weighted by ``exp((cos - best) / temperature)``; uniform if none."""
         if not len(ids):
             return np.full(self.n_classes, 1.0 / self.n_classes)
-        k = self.k if k is None else k
-        t = self.temperature if temperature is None else temperature
+        k, t = self.k, self.temperature
         best = float(sims.max())
         # Examples further than _MARGIN kernel widths from the best weigh nothing.
         keep = sims >= best - _MARGIN * t
