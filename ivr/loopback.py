@@ -79,6 +79,13 @@ class LoopbackServer:
         self.stop()
         raise RuntimeError(f"server not healthy after {timeout_s}s; see {self.log_path}")
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the server's gunicorn workers (Linux: the master's children)."""
+        if self.proc is None:
+            return []
+        pid = self.proc.pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -87,11 +86,9 @@ class Balancer:
 def kill_host(srv: LoopbackServer) -> None:
     """SIGKILL the host: its workers, then its master (no graceful anything)."""
     assert srv.proc is not None
-    pid = srv.proc.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for child in children:
-        os.kill(int(child), signal.SIGKILL)
-    os.kill(pid, signal.SIGKILL)
+    for child in srv.worker_pids():
+        os.kill(child, signal.SIGKILL)
+    os.kill(srv.proc.pid, signal.SIGKILL)
     srv.proc.wait()
 
 

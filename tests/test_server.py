@@ -8,7 +8,6 @@ import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from conftest import KNOWN_CALLER, always_open_flows, call_sid
@@ -54,16 +53,11 @@ def test_concurrent_calls_on_two_workers(tmp_path):
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(one_call, range(24)))
         # the workers run under SCHED_BATCH (ivr.server.tune_process), inherited at fork
-        workers = _children(srv.proc.pid)
+        workers = srv.worker_pids()
         assert len(workers) == 2
         assert {os.sched_getscheduler(pid) for pid in workers} == {os.SCHED_BATCH}
     assert all(r.ended_by == "enqueue" and r.queue == "cards" for r in results), \
         [r.ended_by for r in results]
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-            for c in (task / "children").read_text().split()]
 
 
 @pytest.mark.parametrize(("value", "policy"), [(None, "SCHED_BATCH"), ("0", "SCHED_OTHER")])
