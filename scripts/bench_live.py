@@ -62,8 +62,9 @@ WAIT = "ivr_routing_lock_wait_seconds"
 #: How long a caller waits for the redirect to their agent before it counts as an error.
 REDIRECT_WAIT_S = 3.0
 #: Load generator threads: the fewest that saturate the path on the 2-core machine (one
-#: sitting, SQLite, 1,000 agents: 4 clients 258-280 req/s, 8 clients 366-444, 16 clients
-#: 340-409, 32 clients 210-250: past 8 the rate stays or falls and only the queue grows).
+#: sitting, two rounds, SQLite, 1,000 agents: 4 clients 193-295 req/s, 8 clients 344-351,
+#: 16 clients 193-254, 32 clients 224-239: past 8 the rate stays or falls and only the
+#: queue grows).
 CLIENTS = 8
 #: Length of one turn of the baseline's load or a configuration's (seconds).
 SLICE_S = 2.0
